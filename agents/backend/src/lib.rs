@@ -1,0 +1,28 @@
+//! The operating-system layer under Hale agents.
+//!
+//! Agents know no OS: they call the [`Processes`] interface (spawn a detached service, read
+//! its state, stop it inside a deadline, run a check command) and get a syslog writer for the
+//! runner. This crate holds that interface, the Linux implementation (nix and /proc, no forks
+//! on the read paths) and an in-memory fake for unit tests. The interface has no Unix type in
+//! it, so a Windows implementation (Job Objects, CreateProcess) can slot in beside Linux.
+
+pub mod fake;
+#[cfg(target_os = "linux")]
+pub mod linux;
+pub mod process;
+
+pub use process::{
+    BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport, StopSignal,
+};
+
+/// The process backend of the machine we run on.
+#[cfg(target_os = "linux")]
+pub fn processes() -> Box<dyn Processes> {
+    Box::new(linux::LinuxProcesses::new())
+}
+
+/// The syslog writer of the machine we run on, for [`hale_ocf::runner::main`].
+#[cfg(target_os = "linux")]
+pub fn syslog() -> Option<Box<dyn hale_ocf::SyslogSink>> {
+    Some(Box::new(linux::syslog::DevLog))
+}

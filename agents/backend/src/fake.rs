@@ -1,0 +1,141 @@
+//! An in-memory [`Processes`] for unit tests of agent logic: no process is started, nothing
+//! touches the host. Tests drive it (`crash`, `ignore_signal`) and read what the agent did.
+
+use crate::process::{BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport, StopSignal};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default)]
+struct World {
+    next_pid: u32,
+    /// pidfile → record, as the pidfile would hold it.
+    pidfiles: BTreeMap<PathBuf, ProcessRecord>,
+    /// live processes: pid → the spec that started them.
+    alive: BTreeMap<u32, SpawnSpec>,
+    /// pids that ignore graceful signals.
+    stubborn: Vec<u32>,
+    spawned: Vec<SpawnSpec>,
+    checks: Vec<Vec<String>>,
+    check_result: Option<CheckOutcome>,
+    programs: Vec<String>,
+    users: Vec<String>,
+}
+
+/// The fake backend.
+#[derive(Debug, Default)]
+pub struct FakeProcesses {
+    world: Mutex<World>,
+}
+
+impl FakeProcesses {
+    /// A fake host where `programs` are installed (as absolute paths or bare names) and
+    /// `users` exist.
+    pub fn new(programs: &[&str], users: &[&str]) -> FakeProcesses {
+        let f = FakeProcesses::default();
+        {
+            let mut w = f.world.lock().unwrap();
+            w.next_pid = 1000;
+            w.programs = programs.iter().map(|s| s.to_string()).collect();
+            w.users = users.iter().map(|s| s.to_string()).collect();
+        }
+        f
+    }
+    /// The service behind `pidfile` dies (the pidfile stays).
+    pub fn crash(&self, pidfile: &Path) {
+        let mut w = self.world.lock().unwrap();
+        if let Some(r) = w.pidfiles.get(pidfile).copied() {
+            w.alive.remove(&r.pid);
+        }
+    }
+    /// The service behind `pidfile` ignores graceful signals.
+    pub fn ignore_signal(&self, pidfile: &Path) {
+        let mut w = self.world.lock().unwrap();
+        if let Some(r) = w.pidfiles.get(pidfile).copied() {
+            w.stubborn.push(r.pid);
+        }
+    }
+    /// Every spawn so far.
+    pub fn spawned(&self) -> Vec<SpawnSpec> {
+        self.world.lock().unwrap().spawned.clone()
+    }
+    /// Number of live processes.
+    pub fn alive_count(&self) -> usize {
+        self.world.lock().unwrap().alive.len()
+    }
+    /// Every check command run so far.
+    pub fn checks(&self) -> Vec<Vec<String>> {
+        self.world.lock().unwrap().checks.clone()
+    }
+    /// What the next check commands return.
+    pub fn set_check_result(&self, outcome: CheckOutcome) {
+        self.world.lock().unwrap().check_result = Some(outcome);
+    }
+    /// Is there a pidfile at this path?
+    pub fn has_pidfile(&self, pidfile: &Path) -> bool {
+        self.world.lock().unwrap().pidfiles.contains_key(pidfile)
+    }
+}
+
+impl Processes for FakeProcesses {
+    fn spawn(&self, spec: &SpawnSpec) -> Result<ProcessRecord, BackendError> {
+        let mut w = self.world.lock().unwrap();
+        if let Some(u) = &spec.user {
+            if !w.users.contains(u) {
+                return Err(BackendError::NotFound(format!("user '{u}' does not exist on this node")));
+            }
+        }
+        w.next_pid += 1;
+        let record = ProcessRecord { pid: w.next_pid, start_time: 1 };
+        w.pidfiles.insert(spec.pidfile.clone(), record);
+        w.alive.insert(record.pid, spec.clone());
+        w.spawned.push(spec.clone());
+        Ok(record)
+    }
+
+    fn state(&self, pidfile: &Path) -> ProcessState {
+        let w = self.world.lock().unwrap();
+        match w.pidfiles.get(pidfile) {
+            None => ProcessState::NoRecord,
+            Some(r) if w.alive.contains_key(&r.pid) => ProcessState::Running(*r),
+            Some(r) => ProcessState::Gone(*r),
+        }
+    }
+
+    fn exit_status(&self, _record: ProcessRecord) -> Option<String> {
+        Some("exit status 1".into())
+    }
+
+    fn stop(&self, pidfile: &Path, tag: &str, signal: StopSignal, _grace: Duration, _deadline: Instant) -> Result<StopReport, BackendError> {
+        let mut w = self.world.lock().unwrap();
+        let mine: Vec<u32> = w.alive.iter().filter(|(_, s)| s.tag == tag).map(|(p, _)| *p).collect();
+        let forced = signal == StopSignal::Kill || mine.iter().any(|p| w.stubborn.contains(p));
+        for p in &mine {
+            w.alive.remove(p);
+        }
+        w.pidfiles.remove(pidfile);
+        Ok(StopReport { found: mine.len(), forced })
+    }
+
+    fn run_check(&self, argv: &[String], _timeout: Duration) -> Result<CheckOutcome, BackendError> {
+        let mut w = self.world.lock().unwrap();
+        w.checks.push(argv.to_vec());
+        Ok(w.check_result.clone().unwrap_or(CheckOutcome { success: true, status: "exit status 0".into(), last_line: None }))
+    }
+
+    fn find_program(&self, program: &str, path: &str) -> Option<PathBuf> {
+        let w = self.world.lock().unwrap();
+        if program.contains('/') {
+            return w.programs.iter().any(|p| p == program).then(|| PathBuf::from(program));
+        }
+        path.split(':')
+            .map(|d| format!("{d}/{program}"))
+            .find(|p| w.programs.contains(p) || w.programs.iter().any(|q| q == program))
+            .map(PathBuf::from)
+    }
+
+    fn user_exists(&self, user: &str) -> bool {
+        self.world.lock().unwrap().users.iter().any(|u| u == user)
+    }
+}

@@ -1,0 +1,187 @@
+//! The process interface: what an agent needs to run a service and nothing more.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What to start. The program is never run through a shell: `argv` is passed as is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpawnSpec {
+    /// The resolved program to execute.
+    pub program: PathBuf,
+    /// The arguments, `argv[0]` first (usually the program as the user wrote it).
+    pub argv: Vec<String>,
+    pub workdir: Option<PathBuf>,
+    /// Run as this user (its primary and supplementary groups too). None: as the agent.
+    pub user: Option<String>,
+    /// The complete environment of the service; nothing of the agent's leaks in (the agent's
+    /// environment holds every resource parameter, secrets included).
+    pub env: Vec<(String, String)>,
+    /// Where stdout and stderr go (appended). None: discarded.
+    pub logfile: Option<PathBuf>,
+    /// The record of the service: pid and process start time.
+    pub pidfile: PathBuf,
+    /// A mark set in the service's environment (`HALE_INSTANCE`) so that stop can find every
+    /// process of this resource instance, even one started by an agent killed before it could
+    /// write the pidfile.
+    pub tag: String,
+}
+
+/// The name of the environment variable that carries [`SpawnSpec::tag`].
+pub const TAG_VARIABLE: &str = "HALE_INSTANCE";
+
+/// A process identity that survives PID reuse: the pid plus the time it started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessRecord {
+    pub pid: u32,
+    /// OS-specific start stamp (Linux: clock ticks since boot, /proc/PID/stat field 22).
+    pub start_time: u64,
+}
+
+impl ProcessRecord {
+    /// The pidfile text: `PID START_TIME\n`.
+    pub fn to_file_text(self) -> String {
+        format!("{} {}\n", self.pid, self.start_time)
+    }
+
+    /// Parse a pidfile. A lone PID (a pidfile some other tool wrote) is accepted with start
+    /// time 0, meaning "unknown": such a record is trusted only while that PID is alive.
+    pub fn parse(text: &str) -> Result<ProcessRecord, String> {
+        let mut parts = text.split_whitespace();
+        let pid = parts.next().ok_or("empty")?;
+        let pid: u32 = pid.parse().map_err(|_| format!("'{}' is not a process id", pid.escape_debug()))?;
+        if pid == 0 {
+            return Err("process id 0".into());
+        }
+        let start_time = match parts.next() {
+            None => 0,
+            Some(s) => s.parse().map_err(|_| format!("'{}' is not a start time", s.escape_debug()))?,
+        };
+        if parts.next().is_some() {
+            return Err("unexpected extra fields".into());
+        }
+        Ok(ProcessRecord { pid, start_time })
+    }
+}
+
+/// What the pidfile says about the service, checked against the live process table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcessState {
+    /// No pidfile: cleanly stopped.
+    NoRecord,
+    /// The recorded process is alive (not a zombie, same start time).
+    Running(ProcessRecord),
+    /// The pidfile names a process that is gone (exited, a zombie, or its PID now belongs to
+    /// another process).
+    Gone(ProcessRecord),
+    /// The pidfile cannot be read or parsed; the state is unknown.
+    Corrupt(String),
+}
+
+/// The signal that asks a service to stop. Named, not numbered, so each OS maps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopSignal {
+    Term,
+    Int,
+    Quit,
+    Hup,
+    Usr1,
+    Usr2,
+    Kill,
+}
+
+impl StopSignal {
+    pub const NAMES: &'static [&'static str] = &["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "KILL"];
+
+    /// Parse `TERM`, `SIGTERM` or `term`.
+    pub fn parse(s: &str) -> Option<StopSignal> {
+        let s = s.trim().to_ascii_uppercase();
+        Some(match s.strip_prefix("SIG").unwrap_or(&s) {
+            "TERM" => StopSignal::Term,
+            "INT" => StopSignal::Int,
+            "QUIT" => StopSignal::Quit,
+            "HUP" => StopSignal::Hup,
+            "USR1" => StopSignal::Usr1,
+            "USR2" => StopSignal::Usr2,
+            "KILL" => StopSignal::Kill,
+            _ => return None,
+        })
+    }
+}
+
+/// What stop had to do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StopReport {
+    /// Processes found (the recorded one, its group and tree, and tagged strays).
+    pub found: usize,
+    /// True when the graceful signal was not enough and SIGKILL (or termination) was used.
+    pub forced: bool,
+}
+
+/// The result of a check command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckOutcome {
+    pub success: bool,
+    /// How it ended, for a reason line (`exit status 2`, `killed by signal 9`, `timed out`).
+    pub status: String,
+    /// The last non-empty line of its output, for the reason line.
+    pub last_line: Option<String>,
+}
+
+/// Errors from the OS layer, with a message a person can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendError {
+    /// The program, user or directory is missing on this node.
+    NotFound(String),
+    /// Not allowed.
+    Permission(String),
+    /// Anything else.
+    Failed(String),
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendError::NotFound(m) | BackendError::Permission(m) | BackendError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// Running services as detached processes.
+pub trait Processes {
+    /// Start the service detached from the agent (its own session and process group, so the
+    /// manager's kill of the agent on timeout does not hit it), record it in the pidfile, and
+    /// return its record.
+    fn spawn(&self, spec: &SpawnSpec) -> Result<ProcessRecord, BackendError>;
+
+    /// Read the pidfile and check the process. Never forks and never writes.
+    fn state(&self, pidfile: &Path) -> ProcessState;
+
+    /// How the recorded process ended, if it was our child and has exited.
+    fn exit_status(&self, record: ProcessRecord) -> Option<String>;
+
+    /// Stop everything of this service: send `signal` to the recorded process and its group,
+    /// wait up to `grace`, then kill the whole tree and every process carrying `tag`, and wait
+    /// for them to go, all before `deadline`. Removes the pidfile once nothing is left.
+    /// Succeeds when nothing was running. Fails only when something survives.
+    fn stop(
+        &self,
+        pidfile: &Path,
+        tag: &str,
+        signal: StopSignal,
+        grace: Duration,
+        deadline: Instant,
+    ) -> Result<StopReport, BackendError>;
+
+    /// Run a check command (argv, no shell) with a null stdin, and wait at most `timeout`.
+    fn run_check(&self, argv: &[String], timeout: Duration) -> Result<CheckOutcome, BackendError>;
+
+    /// Resolve a program name the way exec would with `path` (a `PATH` value): a name with a
+    /// separator is taken as a path. Returns the path only when it is an executable file.
+    fn find_program(&self, program: &str, path: &str) -> Option<PathBuf>;
+
+    /// Does this user exist on this node?
+    fn user_exists(&self, user: &str) -> bool;
+}
