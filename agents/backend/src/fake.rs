@@ -1,7 +1,10 @@
 //! An in-memory [`Processes`] for unit tests of agent logic: no process is started, nothing
 //! touches the host. Tests drive it (`crash`, `ignore_signal`) and read what the agent did.
 
-use crate::process::{BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport, StopSignal};
+use crate::process::{
+    BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport,
+    StopSignal,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -83,11 +86,16 @@ impl Processes for FakeProcesses {
         let mut w = self.world.lock().unwrap();
         if let Some(u) = &spec.user {
             if !w.users.contains(u) {
-                return Err(BackendError::NotFound(format!("user '{u}' does not exist on this node")));
+                return Err(BackendError::NotFound(format!(
+                    "user '{u}' does not exist on this node"
+                )));
             }
         }
         w.next_pid += 1;
-        let record = ProcessRecord { pid: w.next_pid, start_time: 1 };
+        let record = ProcessRecord {
+            pid: w.next_pid,
+            start_time: 1,
+        };
         w.pidfiles.insert(spec.pidfile.clone(), record);
         w.alive.insert(record.pid, spec.clone());
         w.spawned.push(spec.clone());
@@ -107,27 +115,50 @@ impl Processes for FakeProcesses {
         Some("exit status 1".into())
     }
 
-    fn stop(&self, pidfile: &Path, tag: &str, signal: StopSignal, _grace: Duration, _deadline: Instant) -> Result<StopReport, BackendError> {
+    fn stop(
+        &self,
+        pidfile: &Path,
+        tag: &str,
+        signal: StopSignal,
+        _grace: Duration,
+        _deadline: Instant,
+    ) -> Result<StopReport, BackendError> {
         let mut w = self.world.lock().unwrap();
-        let mine: Vec<u32> = w.alive.iter().filter(|(_, s)| s.tag == tag).map(|(p, _)| *p).collect();
+        let mine: Vec<u32> = w
+            .alive
+            .iter()
+            .filter(|(_, s)| s.tag == tag)
+            .map(|(p, _)| *p)
+            .collect();
         let forced = signal == StopSignal::Kill || mine.iter().any(|p| w.stubborn.contains(p));
         for p in &mine {
             w.alive.remove(p);
         }
         w.pidfiles.remove(pidfile);
-        Ok(StopReport { found: mine.len(), forced })
+        Ok(StopReport {
+            found: mine.len(),
+            forced,
+        })
     }
 
     fn run_check(&self, argv: &[String], _timeout: Duration) -> Result<CheckOutcome, BackendError> {
         let mut w = self.world.lock().unwrap();
         w.checks.push(argv.to_vec());
-        Ok(w.check_result.clone().unwrap_or(CheckOutcome { success: true, status: "exit status 0".into(), last_line: None }))
+        Ok(w.check_result.clone().unwrap_or(CheckOutcome {
+            success: true,
+            status: "exit status 0".into(),
+            last_line: None,
+        }))
     }
 
     fn find_program(&self, program: &str, path: &str) -> Option<PathBuf> {
         let w = self.world.lock().unwrap();
         if program.contains('/') {
-            return w.programs.iter().any(|p| p == program).then(|| PathBuf::from(program));
+            return w
+                .programs
+                .iter()
+                .any(|p| p == program)
+                .then(|| PathBuf::from(program));
         }
         path.split(':')
             .map(|d| format!("{d}/{program}"))

@@ -30,8 +30,16 @@ pub struct Execution {
 impl Execution {
     fn from_result(r: OcfResult) -> Execution {
         match r {
-            Ok(status) => Execution { status, reason: None, stdout: None },
-            Err(f) => Execution { status: f.status, reason: Some(one_line(&f.reason)), stdout: None },
+            Ok(status) => Execution {
+                status,
+                reason: None,
+                stdout: None,
+            },
+            Err(f) => Execution {
+                status: f.status,
+                reason: Some(one_line(&f.reason)),
+                stdout: None,
+            },
         }
     }
 
@@ -57,28 +65,40 @@ static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
 
 fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| panic::set_hook(Box::new(|info| {
-        let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
-            (*s).to_string()
-        } else if let Some(s) = info.payload().downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "unknown panic".to_string()
-        };
-        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        let full = format!("{msg}{at}");
-        log::error!("internal error: {full}");
-        if let Ok(mut slot) = PANIC_MESSAGE.lock() {
-            *slot = Some(full);
-        }
-    })));
+    // The default hook still runs: its message on stderr helps whoever reads the agent's
+    // output, and Pacemaker takes only the `ocf-exit-reason:` line from it.
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
+                (*s).to_string()
+            } else if let Some(s) = info.payload().downcast_ref::<String>() {
+                s.clone()
+            } else {
+                "unknown panic".to_string()
+            };
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let full = format!("{msg}{at}");
+            log::error!("internal error: {full}");
+            if let Ok(mut slot) = PANIC_MESSAGE.lock() {
+                *slot = Some(full);
+            }
+            previous(info);
+        }))
+    });
 }
 
 /// Run `action` (the agent's sole argument) of `agent` in `env`.
 pub fn execute<A: Agent>(agent: &A, action: Option<&str>, env: &Env) -> Execution {
     let info = agent.info();
     let supported = metadata::supported_actions(agent.actions());
-    let Some(action) = action.and_then(Action::parse).filter(|a| supported.contains(a)) else {
+    let Some(action) = action
+        .and_then(Action::parse)
+        .filter(|a| supported.contains(a))
+    else {
         let usage = Action::usage(info.name, &supported);
         let what = match action {
             None => "no action given".to_string(),
@@ -88,7 +108,11 @@ pub fn execute<A: Agent>(agent: &A, action: Option<&str>, env: &Env) -> Executio
     };
     if action == Action::MetaData {
         let xml = metadata::render(&info, agent.params(), agent.actions(), env.ocf_version());
-        return Execution { status: OcfStatus::Success, reason: None, stdout: Some(xml) };
+        return Execution {
+            status: OcfStatus::Success,
+            reason: None,
+            stdout: Some(xml),
+        };
     }
     let advised = agent
         .actions()
@@ -103,15 +127,27 @@ pub fn execute<A: Agent>(agent: &A, action: Option<&str>, env: &Env) -> Executio
 
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| dispatch(agent, &ctx, env)));
     let result = outcome.unwrap_or_else(|_| {
-        let msg = PANIC_MESSAGE.lock().ok().and_then(|mut m| m.take()).unwrap_or_else(|| "unknown panic".into());
-        Err(Failure::generic(format!("internal error in {} {}: {msg}", info.name, action)))
+        let msg = PANIC_MESSAGE
+            .lock()
+            .ok()
+            .and_then(|mut m| m.take())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(Failure::generic(format!(
+            "internal error in {} {}: {msg}",
+            info.name, action
+        )))
     });
     Execution::from_result(result)
 }
 
 fn dispatch<A: Agent>(agent: &A, ctx: &Context, env: &Env) -> OcfResult {
     let config = Values::parse(agent.params(), env).and_then(|values| {
-        log::debug!("{} {}: {}", agent.info().name, ctx.action, values.display_safe());
+        log::debug!(
+            "{} {}: {}",
+            agent.info().name,
+            ctx.action,
+            values.display_safe()
+        );
         agent.configure(&values, ctx)
     });
     let config = match config {
@@ -148,11 +184,17 @@ fn dispatch<A: Agent>(agent: &A, ctx: &Context, env: &Env) -> OcfResult {
 fn invalid_environment<A: Agent>(agent: &A, ctx: &Context, problem: Failure) -> OcfResult {
     match ctx.action {
         Action::Stop => {
-            log::warn!("stop with invalid parameters ({}); stopping what can be found", problem.reason);
+            log::warn!(
+                "stop with invalid parameters ({}); stopping what can be found",
+                problem.reason
+            );
             agent.stop_unconfigured(ctx, &problem)
         }
         Action::Monitor if ctx.probe => {
-            log::info!("probe with invalid parameters ({}): not running", problem.reason);
+            log::info!(
+                "probe with invalid parameters ({}): not running",
+                problem.reason
+            );
             Ok(OcfStatus::NotRunning)
         }
         Action::Monitor => Err(Failure::generic(problem.reason)),
@@ -171,7 +213,12 @@ pub fn main<A: Agent>(agent: &A, syslog: Option<Box<dyn SyslogSink>>) -> ! {
 
 /// Run, print meta-data to stdout and the exit reason to stderr, log the outcome, and return
 /// the exit code. Shared by agent binaries and the multi-call `hale` binary.
-pub fn run_and_report<A: Agent>(agent: &A, action: Option<&str>, env: &Env, syslog: Option<Box<dyn SyslogSink>>) -> i32 {
+pub fn run_and_report<A: Agent>(
+    agent: &A,
+    action: Option<&str>,
+    env: &Env,
+    syslog: Option<Box<dyn SyslogSink>>,
+) -> i32 {
     // meta-data must be fast and side-effect free (the controller may wait on it): no logging.
     if action != Some("meta-data") {
         Logger::install(env, agent.info().name, syslog);
@@ -187,7 +234,11 @@ pub fn run_and_report<A: Agent>(agent: &A, action: Option<&str>, env: &Env, sysl
         if exec.status.is_failure() {
             log::error!("{} failed: {text}", action.unwrap_or("(none)"));
         } else {
-            log::info!("{}: {} ({text})", action.unwrap_or("(none)"), exec.status.describe());
+            log::info!(
+                "{}: {} ({text})",
+                action.unwrap_or("(none)"),
+                exec.status.describe()
+            );
         }
         let _ = writeln!(std::io::stderr(), "{line}");
     }
