@@ -75,6 +75,6 @@ rc=0
   >"$LOGS/test.log" 2>&1 </dev/null || rc=$?
 cat "$LOGS/test.log"
 
-echo ">> times: apt ${T_APT}s, build $((T_BUILD - T_APT))s, wine+tests $((SECONDS - T_BUILD))s," \
+echo ">> times: apt ${T_APT}s, build $((T_BUILD - T_APT))s, test build+Wine run $((SECONDS - T_BUILD))s," \
      "total $((SECONDS - T0))s; rc=$rc"
 exit "$rc"

@@ -1,0 +1,180 @@
+//! The `hale` subcommands.
+
+use crate::registry::{self, AnyAgent};
+use crate::{describe, install};
+use clap::{Parser, Subcommand, ValueEnum};
+use hale_ocf::{Action, Env};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "hale",
+    version,
+    about = "Hale OCF resource agents: list, describe, run and install them"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OcfVer {
+    #[value(name = "1.0")]
+    V10,
+    #[value(name = "1.1")]
+    V11,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the agents, as ocf:hale:<name>.
+    List,
+    /// Show an agent's parameters and actions as readable text.
+    Describe { agent: String },
+    /// Print an agent's meta-data XML (OCF 1.1 unless --ocf 1.0).
+    MetaData {
+        agent: String,
+        #[arg(long, value_enum, default_value = "1.1")]
+        ocf: OcfVer,
+    },
+    /// Run one action with the environment Pacemaker would give it, and explain the result.
+    Run {
+        agent: String,
+        action: String,
+        /// A parameter, as key=value (repeatable).
+        #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Run monitor as a probe (no interval), as Pacemaker does on every node.
+        #[arg(long)]
+        probe: bool,
+        /// OCF_CHECK_LEVEL for monitor and validate-all.
+        #[arg(long)]
+        depth: Option<u32>,
+        /// The operation timeout in seconds (CRM_meta_timeout).
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+        /// The resource instance name (OCF_RESOURCE_INSTANCE).
+        #[arg(long, default_value = "hale-run")]
+        instance: String,
+    },
+    /// Install every agent as DIR/resource.d/hale/<agent> (DIR is usually /usr/lib/ocf).
+    Install {
+        #[arg(long, value_name = "DIR", default_value = "/usr/lib/ocf")]
+        ocf_root: PathBuf,
+    },
+}
+
+fn find(name: &str) -> Result<Box<dyn AnyAgent>, String> {
+    registry::agent(name).ok_or_else(|| {
+        format!(
+            "no agent '{name}'; known agents: {}",
+            registry::NAMES.join(", ")
+        )
+    })
+}
+
+/// Parse the command line and run it; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hale: {e}");
+            2
+        }
+    }
+}
+
+fn run(cmd: Command) -> Result<i32, String> {
+    match cmd {
+        Command::List => {
+            for a in registry::agents() {
+                let i = a.info();
+                println!("ocf:hale:{:<12} {}", i.name, i.shortdesc);
+            }
+            Ok(0)
+        }
+        Command::Describe { agent } => {
+            print!("{}", describe::describe(find(&agent)?.as_ref()));
+            Ok(0)
+        }
+        Command::MetaData { agent, ocf } => {
+            let a = find(&agent)?;
+            let mut env = Env::new();
+            if let OcfVer::V11 = ocf {
+                env.set("OCF_RA_VERSION_MAJOR", "1")
+                    .set("OCF_RA_VERSION_MINOR", "1");
+            }
+            print!(
+                "{}",
+                a.execute("meta-data", &env).stdout.unwrap_or_default()
+            );
+            Ok(0)
+        }
+        Command::Run {
+            agent,
+            action,
+            params,
+            probe,
+            depth,
+            timeout,
+            instance,
+        } => {
+            let a = find(&agent)?;
+            let mut env = Env::from_process();
+            for p in &params {
+                let (k, v) = p
+                    .split_once('=')
+                    .ok_or_else(|| format!("-p {p}: expected KEY=VALUE"))?;
+                env.set(format!("OCF_RESKEY_{k}"), v);
+            }
+            env.set("OCF_ROOT", "/usr/lib/ocf")
+                .set("OCF_RA_VERSION_MAJOR", "1")
+                .set("OCF_RA_VERSION_MINOR", "1")
+                .set("OCF_RESOURCE_INSTANCE", &instance)
+                .set("OCF_RESOURCE_TYPE", &agent)
+                .set("OCF_RESOURCE_PROVIDER", "hale")
+                .set("OCF_EXIT_REASON_PREFIX", "ocf-exit-reason:")
+                .set("OCF_RESKEY_CRM_meta_timeout", (timeout * 1000).to_string());
+            if let Some(d) = depth {
+                env.set("OCF_CHECK_LEVEL", d.to_string());
+            }
+            if Action::parse(&action) == Some(Action::Monitor) && !probe {
+                // A recurring monitor: the interval the agent advertises for this depth.
+                let interval = a
+                    .actions()
+                    .iter()
+                    .filter(|s| s.action == Action::Monitor)
+                    .find(|s| s.depth.unwrap_or(0) == depth.unwrap_or(0))
+                    .and_then(|s| s.interval)
+                    .unwrap_or(10);
+                env.set(
+                    "OCF_RESKEY_CRM_meta_interval",
+                    (u64::from(interval) * 1000).to_string(),
+                );
+            }
+            let exec = a.execute(&action, &env);
+            if let Some(out) = &exec.stdout {
+                print!("{out}");
+            }
+            let kind = if probe { " (probe)" } else { "" };
+            println!(
+                "{agent} {action}{kind}: {} [{}]",
+                exec.status,
+                exec.status.name()
+            );
+            if let Some(reason) = &exec.reason {
+                println!("reason: {reason}");
+            } else if exec.status.is_failure() {
+                println!("reason: (none given)");
+            }
+            Ok(exec.status.code())
+        }
+        Command::Install { ocf_root } => {
+            for line in install::install(&ocf_root)? {
+                println!("installed {line}");
+            }
+            Ok(0)
+        }
+    }
+}
