@@ -112,7 +112,7 @@ impl Processes for FakeProcesses {
     }
 
     fn exit_status(&self, _record: ProcessRecord) -> Option<String> {
-        Some("exit status 1".into())
+        Some("exited with status 1".into())
     }
 
     fn stop(

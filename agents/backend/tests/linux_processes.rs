@@ -152,7 +152,7 @@ fn zombie_is_not_alive() {
     std::thread::sleep(Duration::from_millis(300));
     // `true` has exited and, unreaped, is a zombie child of this test process.
     assert_eq!(p.state(&s.pidfile), ProcessState::Gone(rec));
-    assert_eq!(p.exit_status(rec).as_deref(), Some("exit status 0"));
+    assert_eq!(p.exit_status(rec).as_deref(), Some("exited with status 0"));
 }
 
 #[test]

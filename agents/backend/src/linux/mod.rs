@@ -288,8 +288,8 @@ impl Processes for LinuxProcesses {
 
     fn exit_status(&self, record: ProcessRecord) -> Option<String> {
         match waitpid(Pid::from_raw(record.pid as i32), Some(WaitPidFlag::WNOHANG)).ok()? {
-            WaitStatus::Exited(_, code) => Some(format!("exit status {code}")),
-            WaitStatus::Signaled(_, sig, _) => Some(format!("killed by {sig}")),
+            WaitStatus::Exited(_, code) => Some(format!("exited with status {code}")),
+            WaitStatus::Signaled(_, sig, _) => Some(format!("was killed by {sig}")),
             _ => None,
         }
     }
