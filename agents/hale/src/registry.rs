@@ -27,7 +27,7 @@ impl<A: Agent> AnyAgent for A {
     }
     fn execute(&self, action: &str, env: &Env) -> Execution {
         if action != "meta-data" {
-            Logger::install(env, Agent::info(self).name, hale_backend::syslog());
+            let _ = Logger::install(env, Agent::info(self).name, hale_backend::syslog());
         }
         hale_ocf::execute(self, Some(action), env)
     }

@@ -121,17 +121,20 @@ impl Logger {
     }
 
     /// Install as the global logger for `agent`. Harmless when one is already installed (tests,
-    /// `hale run` of several actions).
-    pub fn install(env: &Env, agent: &str, syslog: Option<Box<dyn SyslogSink>>) {
+    /// `hale run` of several actions). Returns whether log lines go to stderr, so the caller
+    /// does not repeat there what the exit-reason line already says.
+    pub fn install(env: &Env, agent: &str, syslog: Option<Box<dyn SyslogSink>>) -> bool {
         let route = LogRoute::from_env(env, agent, std::io::stdout().is_terminal());
         let max = if route.debug {
             log::LevelFilter::Debug
         } else {
             log::LevelFilter::Info
         };
+        let stderr = route.stderr;
         if log::set_boxed_logger(Box::new(Logger::new(route, syslog))).is_ok() {
             log::set_max_level(max);
         }
+        stderr
     }
 
     fn write_line(&self, level: log::Level, message: &str) {

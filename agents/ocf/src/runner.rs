@@ -220,9 +220,8 @@ pub fn run_and_report<A: Agent>(
     syslog: Option<Box<dyn SyslogSink>>,
 ) -> i32 {
     // meta-data must be fast and side-effect free (the controller may wait on it): no logging.
-    if action != Some("meta-data") {
-        Logger::install(env, agent.info().name, syslog);
-    }
+    let logs_to_stderr =
+        action == Some("meta-data") || Logger::install(env, agent.info().name, syslog);
     let exec = execute(agent, action, env);
     if let Some(out) = &exec.stdout {
         let mut stdout = std::io::stdout().lock();
@@ -231,7 +230,9 @@ pub fn run_and_report<A: Agent>(
     }
     if let Some(line) = exec.exit_reason_line(env.exit_reason_prefix()) {
         let text = exec.reason.as_deref().unwrap_or(&line);
-        if exec.status.is_failure() {
+        if logs_to_stderr {
+            // The exit-reason line below says it already.
+        } else if exec.status.is_failure() {
             log::error!("{} failed: {text}", action.unwrap_or("(none)"));
         } else {
             log::info!(
