@@ -3,6 +3,10 @@
 //! Pacemaker declares 1.1 and gets 1.1 (reloadable, unique-group, select, reload-agent). Anyone
 //! else (ocf-tester, an older manager, a person) gets 1.0 with the `ra-api-1.dtd` DOCTYPE and
 //! none of the 1.1 constructs, because ocf-tester validates against that strict DTD.
+//!
+//! Secret parameters are not marked `private="1"`: Pacemaker understands the attribute, but
+//! the `ocf-1.1.rng` of pcs 0.11 (Debian 12) rejects it ("Invalid attribute private"), and pcs
+//! then refuses the agent. Secrets stay out of logs and argv in any case (see `Param::secret`).
 
 use crate::action::Action;
 use crate::agent::{ActionSpec, AgentInfo};

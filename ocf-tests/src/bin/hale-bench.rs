@@ -662,9 +662,10 @@ impl Harness {
             .stderr(stderr);
         // SAFETY: the hook makes one async-signal-safe system call and allocates nothing.
         // Having a pre_exec hook makes std use fork() rather than posix_spawn (vfork).
+        if std::env::var_os("HB_VFORK").is_some() { command.process_group(0); } else {
         unsafe {
             command.pre_exec(|| Ok(unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?));
-        }
+        }}
         Ok(command)
     }
 
