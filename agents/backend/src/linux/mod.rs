@@ -372,17 +372,23 @@ impl Processes for LinuxProcesses {
             f.try_clone()
                 .map_err(|e| BackendError::Failed(e.to_string()))
         };
-        let mut child = Command::new(program)
+        let mut child = Command::new(program);
+        child
             .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(dup(&out)?)
             .stderr(dup(&out)?)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| match e.kind() {
-                ErrorKind::NotFound => BackendError::NotFound(format!("cannot run {program}: {e}")),
-                _ => BackendError::Failed(format!("cannot run {program}: {e}")),
-            })?;
+            .process_group(0);
+        // Its own group so a timeout kills its children too; and it dies with the agent, so
+        // a check never outlives an agent that Pacemaker killed at its timeout.
+        // SAFETY: prctl is async-signal-safe and the closure allocates nothing.
+        unsafe {
+            child.pre_exec(|| Ok(nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?));
+        }
+        let mut child = child.spawn().map_err(|e| match e.kind() {
+            ErrorKind::NotFound => BackendError::NotFound(format!("cannot run {program}: {e}")),
+            _ => BackendError::Failed(format!("cannot run {program}: {e}")),
+        })?;
         let until = Instant::now() + timeout;
         let status = loop {
             match child.try_wait() {
