@@ -35,28 +35,15 @@ pub fn hale_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("HALE_BIN") {
         return PathBuf::from(p);
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
     let p = root.join("target/release/hale");
-    assert!(
-        p.exists(),
-        "{} not found: run `cargo build --release` first (ocf-tests/run does)",
-        p.display()
-    );
+    assert!(p.exists(), "{} not found: run `cargo build --release` first (ocf-tests/run does)", p.display());
     p
 }
 
 /// A program the tests need; fails loudly when it is missing instead of skipping.
 pub fn require(program: &str) -> PathBuf {
-    for dir in [
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    ] {
+    for dir in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
         let p = Path::new(dir).join(program);
         if p.exists() {
             return p;
@@ -69,11 +56,7 @@ pub fn require(program: &str) -> PathBuf {
 /// even with tests running in parallel.
 pub fn unique(prefix: &str) -> String {
     static SEQ: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A scratch directory removed when dropped.
@@ -114,17 +97,11 @@ pub struct AgentRun {
 impl AgentRun {
     /// The exit reason Pacemaker would record: the last `ocf-exit-reason:` line of stderr.
     pub fn exit_reason(&self) -> Option<&str> {
-        self.stderr
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("ocf-exit-reason:"))
+        self.stderr.lines().rev().find_map(|l| l.strip_prefix("ocf-exit-reason:"))
     }
     /// Every exit-reason line (there must be at most one).
     pub fn exit_reason_lines(&self) -> usize {
-        self.stderr
-            .lines()
-            .filter(|l| l.starts_with("ocf-exit-reason:"))
-            .count()
+        self.stderr.lines().filter(|l| l.starts_with("ocf-exit-reason:")).count()
     }
 }
 
@@ -150,32 +127,20 @@ impl Invocation {
             ("OCF_EXIT_REASON_PREFIX", "ocf-exit-reason:"),
             ("OCF_RESKEY_CRM_meta_timeout", "20000"),
             ("LC_ALL", "C"),
-            (
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            ),
+            ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
         ] {
             env.insert(k.to_string(), v.to_string());
         }
         env.insert("OCF_RESOURCE_INSTANCE".into(), instance.into());
-        let ty = agent
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("agent")
-            .to_string();
+        let ty = agent.file_name().and_then(|n| n.to_str()).unwrap_or("agent").to_string();
         env.insert("OCF_RESOURCE_TYPE".into(), ty);
-        Invocation {
-            agent: agent.to_path_buf(),
-            env,
-            kill_after: None,
-        }
+        Invocation { agent: agent.to_path_buf(), env, kill_after: None }
     }
 
     /// Set parameters (`OCF_RESKEY_<k>`).
     pub fn params<K: AsRef<str>, V: AsRef<str>>(mut self, params: &[(K, V)]) -> Invocation {
         for (k, v) in params {
-            self.env
-                .insert(format!("OCF_RESKEY_{}", k.as_ref()), v.as_ref().to_string());
+            self.env.insert(format!("OCF_RESKEY_{}", k.as_ref()), v.as_ref().to_string());
         }
         self
     }
@@ -189,8 +154,7 @@ impl Invocation {
     }
     /// `CRM_meta_timeout` in ms; the run is also killed then, as Pacemaker would.
     pub fn timeout_ms(mut self, ms: u64) -> Invocation {
-        self.env
-            .insert("OCF_RESKEY_CRM_meta_timeout".into(), ms.to_string());
+        self.env.insert("OCF_RESKEY_CRM_meta_timeout".into(), ms.to_string());
         self.kill_after = Some(Duration::from_millis(ms));
         self
     }
@@ -204,8 +168,7 @@ impl Invocation {
     }
     /// Like ocf-tester and a person: no OCF version declared.
     pub fn ocf_1_0(self) -> Invocation {
-        self.unset("OCF_RA_VERSION_MAJOR")
-            .unset("OCF_RA_VERSION_MINOR")
+        self.unset("OCF_RA_VERSION_MAJOR").unset("OCF_RA_VERSION_MINOR")
     }
 
     fn command(&self, action: Option<&str>) -> Command {
@@ -213,10 +176,7 @@ impl Invocation {
         if let Some(a) = action {
             cmd.arg(a);
         }
-        cmd.env_clear()
-            .envs(&self.env)
-            .stdin(Stdio::null())
-            .current_dir("/");
+        cmd.env_clear().envs(&self.env).stdin(Stdio::null()).current_dir("/");
         // Its own process group, as pacemaker-execd does (the timeout kill hits the group).
         cmd.process_group(0);
         cmd
@@ -276,12 +236,8 @@ impl Invocation {
     /// Start `action` and SIGKILL the agent's process group once `ready` says so (or after
     /// 10 s), as Pacemaker does on a timeout. Returns whether `ready` was seen.
     pub fn kill_midway(&self, action: &str, ready: impl Fn() -> bool) -> bool {
-        let mut child = self
-            .command(Some(action))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn agent");
+        let mut child =
+            self.command(Some(action)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn agent");
         let until = Instant::now() + Duration::from_secs(10);
         let mut seen = false;
         while Instant::now() < until {
@@ -294,10 +250,8 @@ impl Invocation {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        let _ =
+            nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
         let _ = child.wait();
         seen
     }
@@ -308,39 +262,25 @@ impl Invocation {
         let strace = require("strace");
         let log = std::env::temp_dir().join(unique("hale-strace"));
         let mut cmd = Command::new(strace);
-        cmd.args([
-            "-f",
-            "-qq",
-            "-e",
-            "trace=execve,clone,clone3,fork,vfork",
-            "-o",
-        ])
-        .arg(&log)
-        .arg(&self.agent)
-        .arg(action)
-        .env_clear()
-        .envs(&self.env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        cmd.args(["-f", "-qq", "-e", "trace=execve,clone,clone3,fork,vfork", "-o"])
+            .arg(&log)
+            .arg(&self.agent)
+            .arg(action)
+            .env_clear()
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let status = cmd.status().expect("run strace");
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let _ = std::fs::remove_file(&log);
         let ok = |l: &&str| !l.contains("= -1");
         Syscalls {
             code: status.code().unwrap_or(-1),
-            execve: text
-                .lines()
-                .filter(|l| l.contains("execve("))
-                .filter(ok)
-                .count(),
+            execve: text.lines().filter(|l| l.contains("execve(")).filter(ok).count(),
             forks: text
                 .lines()
-                .filter(|l| {
-                    ["clone(", "clone3(", "fork(", "vfork("]
-                        .iter()
-                        .any(|c| l.contains(c))
-                })
+                .filter(|l| ["clone(", "clone3(", "fork(", "vfork("].iter().any(|c| l.contains(c)))
                 .filter(ok)
                 .count(),
             trace: text,
@@ -369,10 +309,7 @@ pub fn tagged_processes(tag: &str) -> Vec<u32> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, r)| r.split_whitespace().next())
-            .unwrap_or("?");
+        let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()).unwrap_or("?");
         if state == "Z" || state == "X" {
             continue;
         }
@@ -421,8 +358,5 @@ pub fn wait_for(limit: Duration, cond: impl Fn() -> bool) -> bool {
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }

@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 pub type Params = Vec<(String, String)>;
 
 fn p(pairs: &[(&str, &str)]) -> Params {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// A wrong configuration and what the agent must answer.
@@ -49,10 +46,8 @@ pub struct Table {
 impl Table {
     /// The valid parameters with a bad case applied.
     pub fn apply(&self, dir: &Path, case: &BadCase) -> Params {
-        let mut params: Params = (self.valid)(dir)
-            .into_iter()
-            .filter(|(k, _)| !case.unset.contains(&k.as_str()))
-            .collect();
+        let mut params: Params =
+            (self.valid)(dir).into_iter().filter(|(k, _)| !case.unset.contains(&k.as_str())).collect();
         for (k, v) in case.set {
             params.retain(|(pk, _)| pk != k);
             params.push((k.to_string(), v.to_string()));
@@ -62,16 +57,7 @@ impl Table {
 }
 
 const fn bad(what: &'static str, action: &'static str, code: i32, reason: &'static str) -> BadCase {
-    BadCase {
-        what,
-        set: &[],
-        unset: &[],
-        action,
-        level: None,
-        recurring: false,
-        code,
-        reason,
-    }
+    BadCase { what, set: &[], unset: &[], action, level: None, recurring: false, code, reason }
 }
 
 /// `ocf:hale:daemon`.
@@ -89,70 +75,29 @@ pub const DAEMON: Table = Table {
         v.push(("health_command".into(), "false".into()));
         v
     },
-    tag: |instance| {
-        format!(
-            "daemon:{}",
-            instance.rsplit_once(':').map_or(instance, |(b, _)| b)
-        )
-    },
+    tag: |instance| format!("daemon:{}", instance.rsplit_once(':').map_or(instance, |(b, _)| b)),
     state_dirs: |dir| vec![dir.to_path_buf(), PathBuf::from("/run/hale")],
     bad: &[
-        BadCase {
-            unset: &["command"],
-            ..bad(
-                "command missing",
-                "validate-all",
-                6,
-                "required parameter command",
-            )
-        },
-        BadCase {
-            unset: &["command"],
-            ..bad("command missing", "start", 6, "required parameter command")
-        },
-        BadCase {
-            unset: &["command"],
-            ..bad("command missing, probe", "monitor", 7, "")
-        },
+        BadCase { unset: &["command"], ..bad("command missing", "validate-all", 6, "required parameter command") },
+        BadCase { unset: &["command"], ..bad("command missing", "start", 6, "required parameter command") },
+        BadCase { unset: &["command"], ..bad("command missing, probe", "monitor", 7, "") },
         BadCase {
             unset: &["command"],
             recurring: true,
-            ..bad(
-                "command missing, recurring monitor",
-                "monitor",
-                1,
-                "command",
-            )
+            ..bad("command missing, recurring monitor", "monitor", 1, "command")
         },
-        BadCase {
-            unset: &["command"],
-            ..bad("command missing, stop", "stop", 0, "")
-        },
+        BadCase { unset: &["command"], ..bad("command missing, stop", "stop", 0, "") },
         BadCase {
             set: &[("command", "sleep 'unbalanced")],
             ..bad("unbalanced quote", "validate-all", 6, "unbalanced quotes")
         },
         BadCase {
             set: &[("stop_signal", "FOO")],
-            ..bad(
-                "unknown signal",
-                "validate-all",
-                6,
-                "stop_signal='FOO' is not one of",
-            )
+            ..bad("unknown signal", "validate-all", 6, "stop_signal='FOO' is not one of")
         },
-        BadCase {
-            set: &[("stop_timeout", "ages")],
-            ..bad("bad duration", "start", 6, "stop_timeout='ages'")
-        },
-        BadCase {
-            set: &[("environment", "JUSTAWORD")],
-            ..bad("bad environment", "validate-all", 6, "not KEY=VALUE")
-        },
-        BadCase {
-            set: &[("health_url", "gopher://x/")],
-            ..bad("bad URL", "validate-all", 6, "http:// or https://")
-        },
+        BadCase { set: &[("stop_timeout", "ages")], ..bad("bad duration", "start", 6, "stop_timeout='ages'") },
+        BadCase { set: &[("environment", "JUSTAWORD")], ..bad("bad environment", "validate-all", 6, "not KEY=VALUE") },
+        BadCase { set: &[("health_url", "gopher://x/")], ..bad("bad URL", "validate-all", 6, "http:// or https://") },
         BadCase {
             set: &[("health_tcp", "localhost")],
             ..bad("bad host:port", "validate-all", 6, "health_tcp='localhost'")
@@ -172,48 +117,25 @@ pub const DAEMON: Table = Table {
                 "missing program, level 10",
                 "validate-all",
                 5,
-                "'/nonexistent/bin/svc' is not an executable file on this node",
+                "command '/nonexistent/bin/svc' not found or not executable on this node",
             )
         },
         BadCase {
             set: &[("command", "/nonexistent/bin/svc")],
-            ..bad(
-                "missing program, start",
-                "start",
-                5,
-                "not an executable file",
-            )
+            ..bad("missing program, start", "start", 5, "not found or not executable")
         },
-        BadCase {
-            set: &[("command", "/nonexistent/bin/svc")],
-            ..bad("missing program, probe", "monitor", 7, "")
-        },
+        BadCase { set: &[("command", "/nonexistent/bin/svc")], ..bad("missing program, probe", "monitor", 7, "") },
         BadCase {
             set: &[("user", "no-such-user-hale")],
-            ..bad(
-                "missing user",
-                "start",
-                2,
-                "user 'no-such-user-hale' does not exist on this node",
-            )
+            ..bad("missing user", "start", 2, "user 'no-such-user-hale' does not exist on this node")
         },
         BadCase {
             set: &[("workdir", "/nonexistent/dir")],
-            ..bad(
-                "missing workdir",
-                "start",
-                2,
-                "workdir /nonexistent/dir is not a directory",
-            )
+            ..bad("missing workdir", "start", 2, "workdir /nonexistent/dir is not a directory")
         },
         BadCase {
             set: &[("command", "sh -c 'echo cannot bind >&2; exit 3'")],
-            ..bad(
-                "service exits at once",
-                "start",
-                1,
-                "exited with status 3 during start; last output: cannot bind",
-            )
+            ..bad("service exits at once", "start", 1, "exited with status 3 during start; last output: cannot bind")
         },
     ],
 };

@@ -4,18 +4,10 @@ use hale_ocf_tests::{hale_bin, tagged_processes, unique, Scratch};
 use std::process::{Command, Stdio};
 
 fn hale(args: &[&str]) -> (i32, String) {
-    let out = Command::new(hale_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run hale");
+    let out = Command::new(hale_bin()).args(args).stdin(Stdio::null()).output().expect("run hale");
     (
         out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
     )
 }
 
@@ -31,16 +23,12 @@ fn list_describe_and_meta_data() {
             && out.contains("stop_signal (TERM|INT|QUIT|HUP|USR1|USR2|KILL, default: TERM)"),
         "{out}"
     );
-    assert!(
-        out.contains("monitor        timeout=30s interval=60s depth=10"),
-        "{out}"
-    );
+    assert!(out.contains("monitor        timeout=30s interval=60s depth=10"), "{out}");
     let (_, v10) = hale(&["meta-data", "daemon", "--ocf", "1.0"]);
     assert!(v10.contains("ra-api-1.dtd") && v10.contains("<version>1.0</version>"));
     let (_, v11) = hale(&["meta-data", "daemon"]);
     assert!(
-        v11.contains("<version>1.1</version>")
-            && v11.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
+        v11.contains("<version>1.1</version>") && v11.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
     );
     let (code, out) = hale(&["describe", "nosuch"]);
     assert_eq!(code, 2);
@@ -52,17 +40,7 @@ fn run_explains_results() {
     let dir = Scratch::new("cli");
     let inst = unique("cli");
     let pid = format!("pidfile={}", dir.join("p.pid").display());
-    let base = [
-        "run",
-        "daemon",
-        "",
-        "-p",
-        "command=sleep 100000",
-        "-p",
-        &pid,
-        "--instance",
-        &inst,
-    ];
+    let base = ["run", "daemon", "", "-p", "command=sleep 100000", "-p", &pid, "--instance", &inst];
     let with = |action: &str, extra: &[&str]| {
         let mut v: Vec<&str> = base.to_vec();
         v[2] = action;
@@ -72,10 +50,7 @@ fn run_explains_results() {
     let call = |args: Vec<String>| hale(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let (code, out) = call(with("monitor", &["--probe"]));
     assert_eq!(code, 7);
-    assert!(
-        out.contains("daemon monitor (probe): not running (7) [OCF_NOT_RUNNING]"),
-        "{out}"
-    );
+    assert!(out.contains("daemon monitor (probe): not running (7) [OCF_NOT_RUNNING]"), "{out}");
     let (code, out) = call(with("start", &[]));
     assert_eq!(code, 0, "{out}");
     assert_eq!(tagged_processes(&format!("daemon:{inst}")).len(), 1);
@@ -86,9 +61,5 @@ fn run_explains_results() {
     assert!(tagged_processes(&format!("daemon:{inst}")).is_empty());
     let (code, out) = call(with("validate-all", &["-p", "health_tcp=nowhere"]));
     assert_eq!(code, 6);
-    assert!(
-        out.contains("[OCF_ERR_CONFIGURED]")
-            && out.contains("reason: parameter health_tcp='nowhere'"),
-        "{out}"
-    );
+    assert!(out.contains("[OCF_ERR_CONFIGURED]") && out.contains("reason: parameter health_tcp='nowhere'"), "{out}");
 }

@@ -2,9 +2,7 @@
 //! against the installed agent.
 
 use hale_ocf_tests::tables::{Table, TABLES};
-use hale_ocf_tests::{
-    agent_path, require, snapshot, tagged_processes, unique, wait_for, Invocation, Scratch,
-};
+use hale_ocf_tests::{agent_path, require, snapshot, tagged_processes, unique, wait_for, Invocation, Scratch};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -17,22 +15,13 @@ struct Resource<'a> {
 
 impl<'a> Resource<'a> {
     fn new(table: &'a Table) -> Resource<'a> {
-        Resource {
-            table,
-            instance: unique(&format!("conf-{}", table.agent)),
-            dir: Scratch::new(table.agent),
-        }
+        Resource { table, instance: unique(&format!("conf-{}", table.agent)), dir: Scratch::new(table.agent) }
     }
     fn call(&self) -> Invocation {
-        Invocation::new(&agent_path(self.table.agent), &self.instance)
-            .params(&(self.table.valid)(self.dir.path()))
+        Invocation::new(&agent_path(self.table.agent), &self.instance).params(&(self.table.valid)(self.dir.path()))
     }
     fn slow(&self) -> Invocation {
-        Invocation::new(&agent_path(self.table.agent), &self.instance).params(&(self
-            .table
-            .slow_start)(
-            self.dir.path()
-        ))
+        Invocation::new(&agent_path(self.table.agent), &self.instance).params(&(self.table.slow_start)(self.dir.path()))
     }
     fn processes(&self) -> Vec<u32> {
         tagged_processes(&(self.table.tag)(&self.instance))
@@ -57,54 +46,20 @@ fn lifecycle_is_idempotent_and_monitor_tells_the_truth() {
     each(|t| {
         let r = Resource::new(t);
         let c = r.call();
-        assert_eq!(
-            c.clone().recurring().run("monitor").code,
-            7,
-            "{}: monitor when stopped",
-            t.agent
-        );
+        assert_eq!(c.clone().recurring().run("monitor").code, 7, "{}: monitor when stopped", t.agent);
         assert_eq!(c.run("monitor").code, 7, "{}: probe when stopped", t.agent);
         let s = c.run("start");
         assert_eq!(s.code, 0, "{}: start: {}", t.agent, s.stderr);
         assert_eq!(c.run("start").code, 0, "{}: second start", t.agent);
-        assert_eq!(
-            r.processes().len(),
-            1,
-            "{}: exactly one service after two starts",
-            t.agent
-        );
-        assert_eq!(
-            c.clone().recurring().run("monitor").code,
-            0,
-            "{}: monitor when running",
-            t.agent
-        );
+        assert_eq!(r.processes().len(), 1, "{}: exactly one service after two starts", t.agent);
+        assert_eq!(c.clone().recurring().run("monitor").code, 0, "{}: monitor when running", t.agent);
         assert_eq!(c.run("monitor").code, 0, "{}: probe when running", t.agent);
-        assert_eq!(
-            c.clone().depth(10).run("monitor").code,
-            0,
-            "{}: monitor depth 10",
-            t.agent
-        );
-        assert_eq!(
-            c.clone().depth(20).run("monitor").code,
-            0,
-            "{}: depth 20 falls back",
-            t.agent
-        );
+        assert_eq!(c.clone().depth(10).run("monitor").code, 0, "{}: monitor depth 10", t.agent);
+        assert_eq!(c.clone().depth(20).run("monitor").code, 0, "{}: depth 20 falls back", t.agent);
         assert_eq!(c.run("stop").code, 0, "{}: stop", t.agent);
-        assert!(
-            r.processes().is_empty(),
-            "{}: nothing left after stop",
-            t.agent
-        );
+        assert!(r.processes().is_empty(), "{}: nothing left after stop", t.agent);
         assert_eq!(c.run("stop").code, 0, "{}: second stop", t.agent);
-        assert_eq!(
-            c.clone().recurring().run("monitor").code,
-            7,
-            "{}: monitor after stop",
-            t.agent
-        );
+        assert_eq!(c.clone().recurring().run("monitor").code, 7, "{}: monitor after stop", t.agent);
     });
 }
 
@@ -121,24 +76,10 @@ fn a_probe_changes_nothing() {
             let files: Vec<_> = dirs.iter().map(|d| snapshot(d)).collect();
             let procs = r.processes();
             let probe = c.run("monitor");
-            assert_eq!(
-                probe.code,
-                if running { 0 } else { 7 },
-                "{}: probe",
-                t.agent
-            );
+            assert_eq!(probe.code, if running { 0 } else { 7 }, "{}: probe", t.agent);
             let after: Vec<_> = dirs.iter().map(|d| snapshot(d)).collect();
-            assert_eq!(
-                files, after,
-                "{}: a probe changed files (running={running})",
-                t.agent
-            );
-            assert_eq!(
-                procs,
-                r.processes(),
-                "{}: a probe changed processes (running={running})",
-                t.agent
-            );
+            assert_eq!(files, after, "{}: a probe changed files (running={running})", t.agent);
+            assert_eq!(procs, r.processes(), "{}: a probe changed processes (running={running})", t.agent);
         }
     });
 }
@@ -148,8 +89,7 @@ fn bad_parameters_get_the_right_code_and_one_reason_line() {
     each(|t| {
         for case in t.bad {
             let r = Resource::new(t);
-            let mut c = Invocation::new(&agent_path(t.agent), &r.instance)
-                .params(&t.apply(r.dir.path(), case));
+            let mut c = Invocation::new(&agent_path(t.agent), &r.instance).params(&t.apply(r.dir.path(), case));
             if let Some(l) = case.level {
                 c = c.env("OCF_CHECK_LEVEL", &l.to_string());
             }
@@ -157,21 +97,11 @@ fn bad_parameters_get_the_right_code_and_one_reason_line() {
                 c = c.recurring();
             }
             let out = c.run(case.action);
-            assert_eq!(
-                out.code, case.code,
-                "{} / {}: {} → stderr: {}",
-                t.agent, case.what, case.action, out.stderr
-            );
-            assert!(
-                out.exit_reason_lines() <= 1,
-                "{}: more than one exit reason: {}",
-                case.what,
-                out.stderr
-            );
+            assert_eq!(out.code, case.code, "{} / {}: {} → stderr: {}", t.agent, case.what, case.action, out.stderr);
+            assert!(out.exit_reason_lines() <= 1, "{}: more than one exit reason: {}", case.what, out.stderr);
             if !case.reason.is_empty() {
-                let reason = out
-                    .exit_reason()
-                    .unwrap_or_else(|| panic!("{}: no exit reason: {}", case.what, out.stderr));
+                let reason =
+                    out.exit_reason().unwrap_or_else(|| panic!("{}: no exit reason: {}", case.what, out.stderr));
                 assert!(
                     reason.contains(case.reason),
                     "{} / {}: reason {reason:?} lacks {:?}",
@@ -187,12 +117,7 @@ fn bad_parameters_get_the_right_code_and_one_reason_line() {
                     case.what
                 );
             }
-            assert!(
-                r.processes().is_empty(),
-                "{} / {}: left a process behind",
-                t.agent,
-                case.what
-            );
+            assert!(r.processes().is_empty(), "{} / {}: left a process behind", t.agent, case.what);
         }
     });
 }
@@ -203,12 +128,7 @@ fn unknown_or_missing_action_is_3_with_usage() {
         let c = Invocation::new(&agent_path(t.agent), &unique("usage"));
         for out in [c.run("frobnicate"), c.run("status"), c.run_without_action()] {
             assert_eq!(out.code, 3, "{}", t.agent);
-            assert!(
-                out.exit_reason().is_some_and(|r| r.contains("usage:")),
-                "{}: {}",
-                t.agent,
-                out.stderr
-            );
+            assert!(out.exit_reason().is_some_and(|r| r.contains("usage:")), "{}: {}", t.agent, out.stderr);
         }
     });
 }
@@ -256,9 +176,7 @@ fn meta_data_as_nobody_validates_for_both_ocf_versions() {
         let v11 = Invocation::new(&path, "md").run("meta-data");
         assert_eq!(v11.code, 0);
         assert!(v11.stdout.contains("<version>1.1</version>"));
-        let file = std::env::temp_dir()
-            .join(unique("md11"))
-            .with_extension("xml");
+        let file = std::env::temp_dir().join(unique("md11")).with_extension("xml");
         std::fs::write(&file, &v11.stdout).unwrap();
         let rng = Command::new(&xmllint)
             .args(["--noout", "--relaxng", "/usr/share/pcs/data/ocf-1.1.rng"])
@@ -282,35 +200,17 @@ fn meta_data_and_monitor_do_not_fork() {
         let c = r.call();
         let md = c.syscalls("meta-data");
         assert_eq!(md.code, 0);
-        assert_eq!(
-            (md.execve, md.forks),
-            (1, 0),
-            "{}: meta-data created processes:\n{}",
-            t.agent,
-            md.trace
-        );
+        assert_eq!((md.execve, md.forks), (1, 0), "{}: meta-data created processes:\n{}", t.agent, md.trace);
         assert_eq!(c.run("start").code, 0);
         for (what, call) in [("monitor", c.clone().recurring()), ("probe", c.clone())] {
             let m = call.syscalls("monitor");
             assert_eq!(m.code, 0, "{}: {what}", t.agent);
-            assert_eq!(
-                (m.execve, m.forks),
-                (1, 0),
-                "{}: {what} created processes:\n{}",
-                t.agent,
-                m.trace
-            );
+            assert_eq!((m.execve, m.forks), (1, 0), "{}: {what} created processes:\n{}", t.agent, m.trace);
         }
         let stopped = c.run("stop");
         assert_eq!(stopped.code, 0);
         let m = c.clone().recurring().syscalls("monitor");
-        assert_eq!(
-            (m.code, m.execve, m.forks),
-            (7, 1, 0),
-            "{}: monitor when stopped:\n{}",
-            t.agent,
-            m.trace
-        );
+        assert_eq!((m.code, m.execve, m.forks), (7, 1, 0), "{}: monitor when stopped:\n{}", t.agent, m.trace);
     });
 }
 
@@ -321,35 +221,16 @@ fn every_action_finishes_inside_its_timeout() {
         // A start that can never succeed must give up by itself before Pacemaker's kill, and
         // clean up.
         let out = r.slow().timeout_ms(4000).run("start");
-        assert!(
-            !out.timed_out,
-            "{}: start was still running at its timeout",
-            t.agent
-        );
+        assert!(!out.timed_out, "{}: start was still running at its timeout", t.agent);
         assert_eq!(out.code, 1, "{}: {}", t.agent, out.stderr);
-        assert!(
-            out.exit_reason().is_some_and(|x| x.contains("not healthy")),
-            "{}: {}",
-            t.agent,
-            out.stderr
-        );
-        assert!(
-            r.processes().is_empty(),
-            "{}: a failed start left a process",
-            t.agent
-        );
+        assert!(out.exit_reason().is_some_and(|x| x.contains("not healthy")), "{}: {}", t.agent, out.stderr);
+        assert!(r.processes().is_empty(), "{}: a failed start left a process", t.agent);
         // The ordinary actions with a short timeout.
         let c = r.call().timeout_ms(3000);
         for action in ["start", "monitor", "validate-all", "meta-data", "stop"] {
             let out = c.run(action);
             assert!(!out.timed_out, "{}: {action} ran into its timeout", t.agent);
-            assert!(
-                matches!(out.code, 0 | 7),
-                "{}: {action} → {}: {}",
-                t.agent,
-                out.code,
-                out.stderr
-            );
+            assert!(matches!(out.code, 0 | 7), "{}: {action} → {}: {}", t.agent, out.code, out.stderr);
         }
     });
 }
@@ -361,29 +242,13 @@ fn start_killed_midway_then_recovers() {
         // Pacemaker SIGKILLs the agent (its process group) at the timeout while start waits.
         let seen = r.slow().kill_midway("start", || !r.processes().is_empty());
         assert!(seen, "{}: the service never appeared", t.agent);
-        assert_eq!(
-            r.processes().len(),
-            1,
-            "{}: the service must survive the agent's kill (own session)",
-            t.agent
-        );
+        assert_eq!(r.processes().len(), 1, "{}: the service must survive the agent's kill (own session)", t.agent);
         // What the cluster does next: stop (recovery), then start again.
-        assert_eq!(
-            r.call().run("stop").code,
-            0,
-            "{}: stop after a killed start",
-            t.agent
-        );
-        assert!(
-            r.processes().is_empty(),
-            "{}: stop left the half-started service",
-            t.agent
-        );
+        assert_eq!(r.call().run("stop").code, 0, "{}: stop after a killed start", t.agent);
+        assert!(r.processes().is_empty(), "{}: stop left the half-started service", t.agent);
         assert_eq!(r.call().run("start").code, 0);
         assert_eq!(r.call().run("stop").code, 0);
-        assert!(wait_for(Duration::from_secs(1), || r
-            .processes()
-            .is_empty()));
+        assert!(wait_for(Duration::from_secs(1), || r.processes().is_empty()));
     });
 }
 
@@ -402,10 +267,6 @@ fn stray_process_without_record_is_stopped() {
         }
         assert_eq!(r.processes().len(), 1);
         assert_eq!(r.call().run("stop").code, 0);
-        assert!(
-            r.processes().is_empty(),
-            "{}: stop missed a service it had not recorded",
-            t.agent
-        );
+        assert!(r.processes().is_empty(), "{}: stop missed a service it had not recorded", t.agent);
     });
 }

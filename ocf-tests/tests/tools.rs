@@ -7,16 +7,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 fn run(cmd: &mut Command) -> (i32, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.stdin(Stdio::null()).output().expect("run tool");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&stdout),
-        String::from_utf8_lossy(&stderr)
-    );
+    let Output { status, stdout, stderr } = cmd.stdin(Stdio::null()).output().expect("run tool");
+    let text = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
     (status.code().unwrap_or(-1), text)
 }
 
@@ -36,16 +28,8 @@ fn ocf_tester_passes_every_agent() {
         let dir = Scratch::new("tester");
         let name = unique("tester");
         let (code, out) = ocf_tester(&name, t.agent, &(t.valid)(dir.path()));
-        assert!(
-            code == 0 && out.contains("passed all tests"),
-            "ocf-tester on {}:\n{out}",
-            t.agent
-        );
-        assert!(
-            tagged_processes(&(t.tag)(&name)).is_empty(),
-            "ocf-tester left a service of {}",
-            t.agent
-        );
+        assert!(code == 0 && out.contains("passed all tests"), "ocf-tester on {}:\n{out}", t.agent);
+        assert!(tagged_processes(&(t.tag)(&name)).is_empty(), "ocf-tester left a service of {}", t.agent);
     }
 }
 
@@ -60,11 +44,7 @@ fn ocf_tester_daemon_with_a_web_server_and_health_url() {
     let params: Vec<(String, String)> = [
         (
             "command",
-            format!(
-                "{} -m http.server {port} --bind 127.0.0.1 --directory {}",
-                python.display(),
-                dir.path().display()
-            ),
+            format!("{} -m http.server {port} --bind 127.0.0.1 --directory {}", python.display(), dir.path().display()),
         ),
         ("health_url", format!("http://127.0.0.1:{port}/")),
         ("health_regex", "hale ok".to_string()),
@@ -75,17 +55,13 @@ fn ocf_tester_daemon_with_a_web_server_and_health_url() {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let (code, out) = ocf_tester(&name, "daemon", &params);
-    assert!(
-        code == 0 && out.contains("passed all tests"),
-        "ocf-tester:\n{out}"
-    );
+    assert!(code == 0 && out.contains("passed all tests"), "ocf-tester:\n{out}");
     assert!(tagged_processes(&format!("daemon:{name}")).is_empty());
 }
 
 fn crm_resource(action: &str, options: &[(&str, String)]) -> (i32, String) {
     let mut cmd = Command::new(require("crm_resource"));
-    cmd.arg(action)
-        .args(["--class", "ocf", "--provider", "hale", "--agent", "daemon"]);
+    cmd.arg(action).args(["--class", "ocf", "--provider", "hale", "--agent", "daemon"]);
     for (k, v) in options {
         cmd.arg("--option").arg(format!("{k}={v}"));
     }
@@ -96,18 +72,12 @@ fn crm_resource(action: &str, options: &[(&str, String)]) -> (i32, String) {
 fn crm_resource_validate_and_force_actions() {
     let dir = Scratch::new("crm");
     let pidfile = dir.join("svc.pid").display().to_string();
-    let good = [
-        ("command", "sleep 100000".to_string()),
-        ("pidfile", pidfile.clone()),
-    ];
+    let good = [("command", "sleep 100000".to_string()), ("pidfile", pidfile.clone())];
     let (code, out) = crm_resource("--validate", &good);
     assert_eq!(code, 0, "{out}");
     let (code, out) = crm_resource("--validate", &[("command", "sleep 'oops".to_string())]);
     assert_ne!(code, 0, "{out}");
-    assert!(
-        out.contains("unbalanced quotes"),
-        "the exit reason must reach the user:\n{out}"
-    );
+    assert!(out.contains("unbalanced quotes"), "the exit reason must reach the user:\n{out}");
 
     let (code, out) = crm_resource("--force-check", &good);
     assert_eq!(code, 7, "stopped: {out}");
@@ -119,10 +89,7 @@ fn crm_resource_validate_and_force_actions() {
     assert_eq!(tagged_processes("daemon:test").len(), 1);
     let (code, out) = crm_resource("--force-stop", &good);
     assert_eq!(code, 0, "{out}");
-    assert!(wait_for(Duration::from_secs(2), || tagged_processes(
-        "daemon:test"
-    )
-    .is_empty()));
+    assert!(wait_for(Duration::from_secs(2), || tagged_processes("daemon:test").is_empty()));
     let (code, _) = crm_resource("--force-check", &good);
     assert_eq!(code, 7);
 }
@@ -135,51 +102,19 @@ fn pcs(cib: &std::path::Path, args: &[&str]) -> (i32, String) {
 fn pcs_creates_validates_and_describes() {
     let dir = Scratch::new("pcs");
     let cib = dir.join("cib.xml");
-    let (code, out) = run(Command::new(require("cibadmin"))
-        .arg("--empty")
-        .stdout(Stdio::piped()));
+    let (code, out) = run(Command::new(require("cibadmin")).arg("--empty").stdout(Stdio::piped()));
     assert_eq!(code, 0);
     std::fs::write(&cib, out).unwrap();
 
-    let (code, out) = pcs(
-        &cib,
-        &[
-            "resource",
-            "create",
-            "web",
-            "ocf:hale:daemon",
-            "command=sleep 100",
-        ],
-    );
+    let (code, out) = pcs(&cib, &["resource", "create", "web", "ocf:hale:daemon", "command=sleep 100"]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = pcs(
-        &cib,
-        &[
-            "resource",
-            "create",
-            "web2",
-            "ocf:hale:daemon",
-            "command=sleep 100",
-            "--agent-validation",
-        ],
-    );
+    let (code, out) =
+        pcs(&cib, &["resource", "create", "web2", "ocf:hale:daemon", "command=sleep 100", "--agent-validation"]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = pcs(
-        &cib,
-        &[
-            "resource",
-            "create",
-            "bad1",
-            "ocf:hale:daemon",
-            "command=sleep 'x",
-            "--agent-validation",
-        ],
-    );
+    let (code, out) =
+        pcs(&cib, &["resource", "create", "bad1", "ocf:hale:daemon", "command=sleep 'x", "--agent-validation"]);
     assert_ne!(code, 0);
-    assert!(
-        out.contains("ocf-exit-reason:parameter command: unbalanced quotes"),
-        "{out}"
-    );
+    assert!(out.contains("ocf-exit-reason:parameter command: unbalanced quotes"), "{out}");
     let (code, out) = pcs(
         &cib,
         &[
@@ -197,17 +132,7 @@ fn pcs_creates_validates_and_describes() {
     let (code, out) = pcs(&cib, &["resource", "create", "bad3", "ocf:hale:daemon"]);
     assert_ne!(code, 0);
     assert!(out.contains("'command' is missing"), "{out}");
-    let (code, out) = pcs(
-        &cib,
-        &[
-            "resource",
-            "create",
-            "bad4",
-            "ocf:hale:daemon",
-            "command=x",
-            "colour=blue",
-        ],
-    );
+    let (code, out) = pcs(&cib, &["resource", "create", "bad4", "ocf:hale:daemon", "command=x", "colour=blue"]);
     assert_ne!(code, 0);
     assert!(out.contains("invalid resource option 'colour'"), "{out}");
 
@@ -215,25 +140,16 @@ fn pcs_creates_validates_and_describes() {
     let (code, out) = pcs(&cib, &["resource", "config", "web"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("interval=10s")
-            && out.contains("interval=60s")
-            && out.contains("OCF_CHECK_LEVEL=10"),
+        out.contains("interval=10s") && out.contains("interval=60s") && out.contains("OCF_CHECK_LEVEL=10"),
         "{out}"
     );
 
-    let (code, out) =
-        run(Command::new(require("pcs")).args(["resource", "describe", "ocf:hale:daemon"]));
+    let (code, out) = run(Command::new(require("pcs")).args(["resource", "describe", "ocf:hale:daemon"]));
     assert_eq!(code, 0, "{out}");
     let agent = hale_ocf_tests::hale_bin();
     let (_, names) = run(Command::new(agent).args(["meta-data", "daemon"]));
-    for name in names
-        .lines()
-        .filter_map(|l| l.strip_prefix("<parameter name=\""))
-        .map(|l| l.split('"').next().unwrap())
+    for name in names.lines().filter_map(|l| l.strip_prefix("<parameter name=\"")).map(|l| l.split('"').next().unwrap())
     {
-        assert!(
-            out.contains(name),
-            "pcs describe lacks parameter {name}:\n{out}"
-        );
+        assert!(out.contains(name), "pcs describe lacks parameter {name}:\n{out}");
     }
 }

@@ -2,8 +2,7 @@
 //! touches the host. Tests drive it (`crash`, `ignore_signal`) and read what the agent did.
 
 use crate::process::{
-    BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport,
-    StopSignal,
+    BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport, StopSignal,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -86,16 +85,11 @@ impl Processes for FakeProcesses {
         let mut w = self.world.lock().unwrap();
         if let Some(u) = &spec.user {
             if !w.users.contains(u) {
-                return Err(BackendError::NotFound(format!(
-                    "user '{u}' does not exist on this node"
-                )));
+                return Err(BackendError::NotFound(format!("user '{u}' does not exist on this node")));
             }
         }
         w.next_pid += 1;
-        let record = ProcessRecord {
-            pid: w.next_pid,
-            start_time: 1,
-        };
+        let record = ProcessRecord { pid: w.next_pid, start_time: 1 };
         w.pidfiles.insert(spec.pidfile.clone(), record);
         w.alive.insert(record.pid, spec.clone());
         w.spawned.push(spec.clone());
@@ -124,21 +118,13 @@ impl Processes for FakeProcesses {
         _deadline: Instant,
     ) -> Result<StopReport, BackendError> {
         let mut w = self.world.lock().unwrap();
-        let mine: Vec<u32> = w
-            .alive
-            .iter()
-            .filter(|(_, s)| s.tag == tag)
-            .map(|(p, _)| *p)
-            .collect();
+        let mine: Vec<u32> = w.alive.iter().filter(|(_, s)| s.tag == tag).map(|(p, _)| *p).collect();
         let forced = signal == StopSignal::Kill || mine.iter().any(|p| w.stubborn.contains(p));
         for p in &mine {
             w.alive.remove(p);
         }
         w.pidfiles.remove(pidfile);
-        Ok(StopReport {
-            found: mine.len(),
-            forced,
-        })
+        Ok(StopReport { found: mine.len(), forced })
     }
 
     fn run_check(&self, argv: &[String], _timeout: Duration) -> Result<CheckOutcome, BackendError> {
@@ -154,11 +140,7 @@ impl Processes for FakeProcesses {
     fn find_program(&self, program: &str, path: &str) -> Option<PathBuf> {
         let w = self.world.lock().unwrap();
         if program.contains('/') {
-            return w
-                .programs
-                .iter()
-                .any(|p| p == program)
-                .then(|| PathBuf::from(program));
+            return w.programs.iter().any(|p| p == program).then(|| PathBuf::from(program));
         }
         path.split(':')
             .map(|d| format!("{d}/{program}"))

@@ -12,8 +12,7 @@ pub mod linux;
 pub mod process;
 
 pub use process::{
-    BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport,
-    StopSignal,
+    BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport, StopSignal,
 };
 
 /// The process backend of the machine we run on.

@@ -49,17 +49,13 @@ impl ProcessRecord {
     pub fn parse(text: &str) -> Result<ProcessRecord, String> {
         let mut parts = text.split_whitespace();
         let pid = parts.next().ok_or("empty")?;
-        let pid: u32 = pid
-            .parse()
-            .map_err(|_| format!("'{}' is not a process id", pid.escape_debug()))?;
+        let pid: u32 = pid.parse().map_err(|_| format!("'{}' is not a process id", pid.escape_debug()))?;
         if pid == 0 {
             return Err("process id 0".into());
         }
         let start_time = match parts.next() {
             None => 0,
-            Some(s) => s
-                .parse()
-                .map_err(|_| format!("'{}' is not a start time", s.escape_debug()))?,
+            Some(s) => s.parse().map_err(|_| format!("'{}' is not a start time", s.escape_debug()))?,
         };
         if parts.next().is_some() {
             return Err("unexpected extra fields".into());
@@ -95,8 +91,7 @@ pub enum StopSignal {
 }
 
 impl StopSignal {
-    pub const NAMES: &'static [&'static str] =
-        &["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "KILL"];
+    pub const NAMES: &'static [&'static str] = &["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "KILL"];
 
     /// Parse `TERM`, `SIGTERM` or `term`.
     pub fn parse(s: &str) -> Option<StopSignal> {
@@ -147,9 +142,7 @@ pub enum BackendError {
 impl fmt::Display for BackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BackendError::NotFound(m) | BackendError::Permission(m) | BackendError::Failed(m) => {
-                f.write_str(m)
-            }
+            BackendError::NotFound(m) | BackendError::Permission(m) | BackendError::Failed(m) => f.write_str(m),
         }
     }
 }

@@ -41,31 +41,12 @@ fn spawn_state_stop() {
     let st = procfs::stat(rec.pid).unwrap();
     assert_eq!(st.pgrp, rec.pid, "the service leads its own process group");
     assert!(procfs::has_env(rec.pid, "HALE_INSTANCE", "t-basic"));
-    assert!(
-        !procfs::has_env(rec.pid, "HOME", "/root"),
-        "the agent's environment must not leak"
-    );
-    let report = p
-        .stop(
-            &s.pidfile,
-            &s.tag,
-            StopSignal::Term,
-            Duration::from_secs(5),
-            soon(),
-        )
-        .unwrap();
+    assert!(!procfs::has_env(rec.pid, "HOME", "/root"), "the agent's environment must not leak");
+    let report = p.stop(&s.pidfile, &s.tag, StopSignal::Term, Duration::from_secs(5), soon()).unwrap();
     assert_eq!((report.found, report.forced), (1, false));
     assert_eq!(p.state(&s.pidfile), ProcessState::NoRecord);
     // stop again: nothing to do, still success
-    let again = p
-        .stop(
-            &s.pidfile,
-            &s.tag,
-            StopSignal::Term,
-            Duration::from_secs(5),
-            soon(),
-        )
-        .unwrap();
+    let again = p.stop(&s.pidfile, &s.tag, StopSignal::Term, Duration::from_secs(5), soon()).unwrap();
     assert_eq!(again.found, 0);
 }
 
@@ -74,22 +55,10 @@ fn stubborn_tree_is_killed() {
     let dir = scratch("stubborn");
     let p = LinuxProcesses::new();
     // A shell that ignores TERM and has a child that ignores it too.
-    let s = spec(
-        &dir,
-        &["sh", "-c", "trap '' TERM; sleep 300 & wait"],
-        "t-stubborn",
-    );
+    let s = spec(&dir, &["sh", "-c", "trap '' TERM; sleep 300 & wait"], "t-stubborn");
     let rec = p.spawn(&s).unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let report = p
-        .stop(
-            &s.pidfile,
-            &s.tag,
-            StopSignal::Term,
-            Duration::from_millis(300),
-            soon(),
-        )
-        .unwrap();
+    let report = p.stop(&s.pidfile, &s.tag, StopSignal::Term, Duration::from_millis(300), soon()).unwrap();
     assert!(report.forced);
     assert!(report.found >= 2, "found {}", report.found);
     assert!(procfs::stat(rec.pid).is_none_or(|s| !s.is_alive()));
@@ -103,15 +72,7 @@ fn stray_without_pidfile_is_found_by_tag() {
     let rec = p.spawn(&s).unwrap();
     std::fs::remove_file(&s.pidfile).unwrap(); // as if the agent died before writing it
     assert_eq!(p.state(&s.pidfile), ProcessState::NoRecord);
-    let report = p
-        .stop(
-            &s.pidfile,
-            &s.tag,
-            StopSignal::Term,
-            Duration::from_secs(5),
-            soon(),
-        )
-        .unwrap();
+    let report = p.stop(&s.pidfile, &s.tag, StopSignal::Term, Duration::from_secs(5), soon()).unwrap();
     assert_eq!(report.found, 1);
     assert!(procfs::stat(rec.pid).is_none_or(|s| !s.is_alive()));
 }
@@ -123,23 +84,13 @@ fn pid_reuse_and_corruption_are_detected() {
     let pidfile = dir.join("x.pid");
     // Our own pid with a wrong start time: a reused pid, not our service.
     let me = procfs::stat(std::process::id()).unwrap();
-    let fake = ProcessRecord {
-        pid: me.pid,
-        start_time: me.start_time + 1,
-    };
+    let fake = ProcessRecord { pid: me.pid, start_time: me.start_time + 1 };
     std::fs::write(&pidfile, fake.to_file_text()).unwrap();
     assert_eq!(p.state(&pidfile), ProcessState::Gone(fake));
     std::fs::write(&pidfile, "12ab\n").unwrap();
     assert!(matches!(p.state(&pidfile), ProcessState::Corrupt(m) if m.contains("corrupt")));
     // stop with a corrupt pidfile: nothing of ours runs, so it succeeds and cleans up.
-    p.stop(
-        &pidfile,
-        "t-none",
-        StopSignal::Term,
-        Duration::from_secs(1),
-        soon(),
-    )
-    .unwrap();
+    p.stop(&pidfile, "t-none", StopSignal::Term, Duration::from_secs(1), soon()).unwrap();
     assert!(!pidfile.exists());
 }
 
@@ -159,28 +110,14 @@ fn zombie_is_not_alive() {
 fn checks_report_status_and_output() {
     let p = LinuxProcesses::new();
     let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let ok = p
-        .run_check(&argv(&["sh", "-c", "echo fine"]), Duration::from_secs(5))
-        .unwrap();
+    let ok = p.run_check(&argv(&["sh", "-c", "echo fine"]), Duration::from_secs(5)).unwrap();
     assert!(ok.success);
     assert_eq!(ok.last_line.as_deref(), Some("fine"));
-    let bad = p
-        .run_check(
-            &argv(&["sh", "-c", "echo broken >&2; exit 3"]),
-            Duration::from_secs(5),
-        )
-        .unwrap();
-    assert_eq!(
-        (bad.success, bad.status.as_str(), bad.last_line.as_deref()),
-        (false, "exit status 3", Some("broken"))
-    );
-    let slow = p
-        .run_check(&argv(&["sleep", "30"]), Duration::from_millis(200))
-        .unwrap();
+    let bad = p.run_check(&argv(&["sh", "-c", "echo broken >&2; exit 3"]), Duration::from_secs(5)).unwrap();
+    assert_eq!((bad.success, bad.status.as_str(), bad.last_line.as_deref()), (false, "exit status 3", Some("broken")));
+    let slow = p.run_check(&argv(&["sleep", "30"]), Duration::from_millis(200)).unwrap();
     assert!(!slow.success && slow.status.starts_with("timed out"));
-    assert!(p
-        .run_check(&argv(&["/nonexistent/x"]), Duration::from_secs(1))
-        .is_err());
+    assert!(p.run_check(&argv(&["/nonexistent/x"]), Duration::from_secs(1)).is_err());
 }
 
 #[test]
@@ -189,13 +126,8 @@ fn user_and_program_lookup() {
     assert!(p.user_exists("root"));
     assert!(!p.user_exists("no-such-user-hale"));
     assert!(p.find_program("sh", "/nonexistent:/bin:/usr/bin").is_some());
-    assert!(p
-        .find_program("no-such-program-hale", "/bin:/usr/bin")
-        .is_none());
-    assert!(
-        p.find_program("/etc/passwd", "").is_none(),
-        "not executable"
-    );
+    assert!(p.find_program("no-such-program-hale", "/bin:/usr/bin").is_none());
+    assert!(p.find_program("/etc/passwd", "").is_none(), "not executable");
 }
 
 #[test]
@@ -207,16 +139,6 @@ fn runs_as_another_user() {
     let rec = p.spawn(&s).unwrap();
     let status = std::fs::read_to_string(format!("/proc/{}/status", rec.pid)).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert!(
-        uid_line.split_whitespace().nth(1).unwrap() == "65534",
-        "{uid_line}"
-    );
-    p.stop(
-        &s.pidfile,
-        &s.tag,
-        StopSignal::Term,
-        Duration::from_secs(5),
-        soon(),
-    )
-    .unwrap();
+    assert!(uid_line.split_whitespace().nth(1).unwrap() == "65534", "{uid_line}");
+    p.stop(&s.pidfile, &s.tag, StopSignal::Term, Duration::from_secs(5), soon()).unwrap();
 }

@@ -34,15 +34,10 @@ impl HealthChecks {
             check_url(url, self.regex.as_ref(), timeout)?;
         }
         if let Some(argv) = &self.command {
-            let out = procs
-                .run_check(argv, timeout)
-                .map_err(|e| format!("health_command: {e}"))?;
+            let out = procs.run_check(argv, timeout).map_err(|e| format!("health_command: {e}"))?;
             if !out.success {
                 let said = out.last_line.map(|l| format!(": {l}")).unwrap_or_default();
-                return Err(format!(
-                    "health_command {} failed ({}){said}",
-                    argv[0], out.status
-                ));
+                return Err(format!("health_command {} failed ({}){said}", argv[0], out.status));
             }
         }
         Ok(())
@@ -60,9 +55,7 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     if host.is_empty() {
         return Err("the host is empty".into());
     }
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("'{port}' is not a port number"))?;
+    let port: u16 = port.parse().map_err(|_| format!("'{port}' is not a port number"))?;
     if port == 0 {
         return Err("port 0".into());
     }
@@ -96,10 +89,7 @@ fn check_url(url: &str, regex: Option<&Regex>, timeout: Duration) -> Result<(), 
         .user_agent(concat!("hale-daemon/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
-    let mut response = agent
-        .get(url)
-        .call()
-        .map_err(|e| format!("health_url {url}: {e}"))?;
+    let mut response = agent.get(url).call().map_err(|e| format!("health_url {url}: {e}"))?;
     let status = response.status().as_u16();
     if !(200..400).contains(&status) {
         return Err(format!("health_url {url} answered HTTP {status}"));
@@ -113,10 +103,7 @@ fn check_url(url: &str, regex: Option<&Regex>, timeout: Duration) -> Result<(), 
             .read_to_string()
             .map_err(|e| format!("health_url {url}: reading the body: {e}"))?;
         if !re.is_match(&body) {
-            return Err(format!(
-                "health_url {url}: body does not match health_regex '{}'",
-                re.as_str()
-            ));
+            return Err(format!("health_url {url}: body does not match health_regex '{}'", re.as_str()));
         }
     }
     Ok(())
@@ -128,10 +115,7 @@ mod tests {
 
     #[test]
     fn host_port() {
-        assert_eq!(
-            parse_host_port("127.0.0.1:80").unwrap(),
-            ("127.0.0.1".into(), 80)
-        );
+        assert_eq!(parse_host_port("127.0.0.1:80").unwrap(), ("127.0.0.1".into(), 80));
         assert_eq!(parse_host_port("[::1]:8080").unwrap(), ("::1".into(), 8080));
         assert_eq!(parse_host_port("web:443").unwrap(), ("web".into(), 443));
         for bad in ["80", "host:", ":80", "h:99999", "[::1]80", "h:0"] {
@@ -160,7 +144,11 @@ mod tests {
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf);
                 let body = "<html>all good</html>";
-                let _ = write!(s, "HTTP/1.1 {answer}\r\nContent-Length: {}\r\nLocation: /x\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {answer}\r\nContent-Length: {}\r\nLocation: /x\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
             }
         });
         let url = format!("http://127.0.0.1:{port}/");
@@ -169,9 +157,7 @@ mod tests {
         assert!(check_url(&url, None, t).is_ok(), "3xx counts as up");
         assert!(check_url(&url, None, t).unwrap_err().contains("HTTP 503"));
         let re = Regex::new("nope").unwrap();
-        assert!(check_url(&url, Some(&re), t)
-            .unwrap_err()
-            .contains("does not match"));
+        assert!(check_url(&url, Some(&re), t).unwrap_err().contains("does not match"));
         server.join().unwrap();
     }
 }

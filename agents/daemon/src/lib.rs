@@ -15,10 +15,7 @@
 mod health;
 
 use hale_backend::{BackendError, ProcessState, Processes, SpawnSpec, StopSignal};
-use hale_ocf::{
-    Action, ActionSpec, Agent, AgentInfo, Context, Failure, Kind, OcfResult, OcfStatus, Param,
-    Values,
-};
+use hale_ocf::{Action, ActionSpec, Agent, AgentInfo, Context, Failure, Kind, OcfResult, OcfStatus, Param, Values};
 use health::HealthChecks;
 use regex::Regex;
 use std::path::PathBuf;
@@ -143,12 +140,7 @@ pub struct Config {
 
 impl Config {
     fn path_var(&self) -> &str {
-        self.environment
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or(DEFAULT_PATH)
+        self.environment.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()).unwrap_or(DEFAULT_PATH)
     }
 }
 
@@ -172,9 +164,8 @@ fn tag(ctx: &Context) -> String {
 }
 
 fn split_words(name: &str, value: &str) -> OcfResult<Vec<String>> {
-    let words = shlex::split(value).ok_or_else(|| {
-        Failure::configured(format!("parameter {name}: unbalanced quotes in '{value}'"))
-    })?;
+    let words = shlex::split(value)
+        .ok_or_else(|| Failure::configured(format!("parameter {name}: unbalanced quotes in '{value}'")))?;
     if words.is_empty() {
         return Err(Failure::configured(format!("parameter {name} is empty")));
     }
@@ -183,9 +174,9 @@ fn split_words(name: &str, value: &str) -> OcfResult<Vec<String>> {
 
 fn absolute(name: &str, value: Option<&str>) -> OcfResult<Option<PathBuf>> {
     match value {
-        Some(v) if !v.starts_with('/') => Err(Failure::configured(format!(
-            "parameter {name}='{v}' must be an absolute path"
-        ))),
+        Some(v) if !v.starts_with('/') => {
+            Err(Failure::configured(format!("parameter {name}='{v}' must be an absolute path")))
+        }
         v => Ok(v.map(PathBuf::from)),
     }
 }
@@ -209,20 +200,11 @@ impl Daemon {
         ctx: &Context,
     ) -> OcfResult {
         let deadline = ctx.deadline.at() - ctx.deadline.margin();
-        let most = ctx
-            .deadline
-            .remaining_with_margin(ctx.deadline.margin() + Duration::from_secs(1));
+        let most = ctx.deadline.remaining_with_margin(ctx.deadline.margin() + Duration::from_secs(1));
         let grace = wanted.map_or(most, |w| w.min(most));
-        let report = self
-            .procs
-            .stop(pidfile, tag, signal, grace, deadline)
-            .map_err(backend_failure)?;
+        let report = self.procs.stop(pidfile, tag, signal, grace, deadline).map_err(backend_failure)?;
         if report.forced {
-            log::warn!(
-                "stopped {} process(es); SIGKILL was needed after {:.1}s",
-                report.found,
-                grace.as_secs_f32()
-            );
+            log::warn!("stopped {} process(es); SIGKILL was needed after {:.1}s", report.found, grace.as_secs_f32());
         } else if report.found > 0 {
             log::info!("stopped {} process(es)", report.found);
         }
@@ -283,19 +265,13 @@ impl Agent for Daemon {
                     Some((k, val)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
                         environment.push((k.to_string(), val.to_string()))
                     }
-                    _ => {
-                        return Err(Failure::configured(format!(
-                            "parameter environment: '{entry}' is not KEY=VALUE"
-                        )))
-                    }
+                    _ => return Err(Failure::configured(format!("parameter environment: '{entry}' is not KEY=VALUE"))),
                 }
             }
         }
         let url = v.str("health_url").map(str::to_string);
         if let Some(u) = &url {
-            let host = u
-                .strip_prefix("http://")
-                .or_else(|| u.strip_prefix("https://"));
+            let host = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://"));
             if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
                 return Err(Failure::configured(format!(
                     "parameter health_url='{u}' must be an http:// or https:// URL"
@@ -305,9 +281,7 @@ impl Agent for Daemon {
         let regex = match v.str("health_regex") {
             None => None,
             Some(_) if url.is_none() => {
-                return Err(Failure::configured(
-                    "parameter health_regex needs health_url",
-                ));
+                return Err(Failure::configured("parameter health_regex needs health_url"));
             }
             Some(r) => Some(Regex::new(r).map_err(|e| {
                 Failure::configured(format!(
@@ -318,17 +292,10 @@ impl Agent for Daemon {
         };
         let tcp = v.str("health_tcp").map(str::to_string);
         if let Some(t) = &tcp {
-            parse_host_port(t)
-                .map_err(|e| Failure::configured(format!("parameter health_tcp='{t}': {e}")))?;
+            parse_host_port(t).map_err(|e| Failure::configured(format!("parameter health_tcp='{t}': {e}")))?;
         }
-        let command = v
-            .str("health_command")
-            .map(|c| split_words("health_command", c))
-            .transpose()?;
-        let stop_signal = v
-            .str("stop_signal")
-            .and_then(StopSignal::parse)
-            .unwrap_or(StopSignal::Term);
+        let command = v.str("health_command").map(|c| split_words("health_command", c)).transpose()?;
+        let stop_signal = v.str("stop_signal").and_then(StopSignal::parse).unwrap_or(StopSignal::Term);
         Ok(Config {
             argv,
             workdir: absolute("workdir", v.str("workdir"))?,
@@ -338,48 +305,38 @@ impl Agent for Daemon {
             logfile: absolute("logfile", v.str("logfile"))?,
             stop_signal,
             stop_timeout: v.duration("stop_timeout"),
-            health: HealthChecks {
-                url,
-                regex,
-                tcp,
-                command,
-            },
-            health_timeout: v
-                .duration("health_timeout")
-                .unwrap_or(Duration::from_secs(5)),
+            health: HealthChecks { url, regex, tcp, command },
+            health_timeout: v.duration("health_timeout").unwrap_or(Duration::from_secs(5)),
             tag: tag(ctx),
         })
     }
 
     fn validate_host(&self, c: &Config, _ctx: &Context) -> OcfResult<()> {
+        // Pacemaker keeps about 128 characters of an exit reason: the PATH goes to the log.
         if self.procs.find_program(&c.argv[0], c.path_var()).is_none() {
+            log::info!("looked for '{}' with PATH={}", c.argv[0], c.path_var());
+            let where_ = if c.argv[0].contains('/') { "" } else { " in PATH" };
             return Err(Failure::not_installed(format!(
-                "command '{}' is not an executable file on this node (PATH={})",
-                c.argv[0],
-                c.path_var()
+                "command '{}' not found{where_} or not executable on this node",
+                c.argv[0]
             )));
         }
         if let Some(h) = &c.health.command {
             if self.procs.find_program(&h[0], DEFAULT_PATH).is_none() {
                 return Err(Failure::not_installed(format!(
-                    "health_command '{}' is not an executable file on this node",
+                    "health_command '{}' not found or not executable on this node",
                     h[0]
                 )));
             }
         }
         if let Some(u) = &c.user {
             if !self.procs.user_exists(u) {
-                return Err(Failure::args(format!(
-                    "user '{u}' does not exist on this node"
-                )));
+                return Err(Failure::args(format!("user '{u}' does not exist on this node")));
             }
         }
         if let Some(w) = &c.workdir {
             if !w.is_dir() {
-                return Err(Failure::args(format!(
-                    "workdir {} is not a directory on this node",
-                    w.display()
-                )));
+                return Err(Failure::args(format!("workdir {} is not a directory on this node", w.display())));
             }
         }
         if let Some(dir) = c.logfile.as_ref().and_then(|l| l.parent()) {
@@ -403,13 +360,7 @@ impl Agent for Daemon {
                     log::warn!("{m}; stopping any process of this resource before starting");
                 }
                 // Also catches a service left by an agent killed before it wrote the pidfile.
-                self.stop_all(
-                    &c.pidfile,
-                    &c.tag,
-                    c.stop_signal,
-                    Some(Duration::from_secs(2)),
-                    ctx,
-                )?;
+                self.stop_all(&c.pidfile, &c.tag, c.stop_signal, Some(Duration::from_secs(2)), ctx)?;
                 let mut env = vec![("PATH".to_string(), DEFAULT_PATH.to_string())];
                 env.extend(c.environment.iter().cloned());
                 let spec = SpawnSpec {
@@ -430,8 +381,7 @@ impl Agent for Daemon {
             }
         }
         // Keep time to clean up if the service never becomes ready.
-        let cleanup =
-            ctx.deadline.margin() + (ctx.deadline.budget() / 5).min(Duration::from_secs(5));
+        let cleanup = ctx.deadline.margin() + (ctx.deadline.budget() / 5).min(Duration::from_secs(5));
         let wait_until = Instant::now() + ctx.deadline.remaining_with_margin(cleanup);
         // Without a health check, "alive" means it survived a short settle time: catches a
         // service that exits at once on a bad option or a port in use.
@@ -445,9 +395,7 @@ impl Agent for Daemon {
                             return Ok(OcfStatus::Success);
                         }
                     } else {
-                        let budget = c
-                            .health_timeout
-                            .min(wait_until.saturating_duration_since(Instant::now()));
+                        let budget = c.health_timeout.min(wait_until.saturating_duration_since(Instant::now()));
                         match c.health.run(self.procs.as_ref(), budget) {
                             Ok(()) => return Ok(OcfStatus::Success),
                             Err(e) => last_problem = e,
@@ -457,40 +405,16 @@ impl Agent for Daemon {
                 ProcessState::Gone(r) => {
                     let how = self.procs.exit_status(r).unwrap_or_else(|| "exited".into());
                     let said = Daemon::last_log_line(c);
-                    self.stop_all(
-                        &c.pidfile,
-                        &c.tag,
-                        StopSignal::Kill,
-                        Some(Duration::ZERO),
-                        ctx,
-                    )?;
-                    return Err(Failure::generic(format!(
-                        "{} {how} during start{said}",
-                        c.argv[0]
-                    )));
+                    self.stop_all(&c.pidfile, &c.tag, StopSignal::Kill, Some(Duration::ZERO), ctx)?;
+                    return Err(Failure::generic(format!("{} {how} during start{said}", c.argv[0])));
                 }
                 ProcessState::NoRecord | ProcessState::Corrupt(_) => {
-                    self.stop_all(
-                        &c.pidfile,
-                        &c.tag,
-                        StopSignal::Kill,
-                        Some(Duration::ZERO),
-                        ctx,
-                    )?;
-                    return Err(Failure::generic(format!(
-                        "pidfile {} vanished during start",
-                        c.pidfile.display()
-                    )));
+                    self.stop_all(&c.pidfile, &c.tag, StopSignal::Kill, Some(Duration::ZERO), ctx)?;
+                    return Err(Failure::generic(format!("pidfile {} vanished during start", c.pidfile.display())));
                 }
             }
             if Instant::now() >= wait_until {
-                self.stop_all(
-                    &c.pidfile,
-                    &c.tag,
-                    c.stop_signal,
-                    Some(Duration::from_secs(2)),
-                    ctx,
-                )?;
+                self.stop_all(&c.pidfile, &c.tag, c.stop_signal, Some(Duration::from_secs(2)), ctx)?;
                 return Err(Failure::generic(format!(
                     "not healthy within {:.0}s, stopped again: {last_problem}",
                     ctx.deadline.budget().saturating_sub(cleanup).as_secs_f32()
@@ -525,16 +449,10 @@ impl Agent for Daemon {
                 r.pid,
                 Daemon::last_log_line(c)
             ))),
-            ProcessState::Corrupt(m) => Err(Failure::generic(format!(
-                "{m}; state unknown, stop will clean up"
-            ))),
+            ProcessState::Corrupt(m) => Err(Failure::generic(format!("{m}; state unknown, stop will clean up"))),
             ProcessState::Running(_) if ctx.check_level >= 10 && !c.health.is_empty() => {
-                let budget = c
-                    .health_timeout
-                    .min(ctx.deadline.remaining_with_margin(ctx.deadline.margin()));
-                c.health
-                    .run(self.procs.as_ref(), budget)
-                    .map_err(Failure::generic)?;
+                let budget = c.health_timeout.min(ctx.deadline.remaining_with_margin(ctx.deadline.margin()));
+                c.health.run(self.procs.as_ref(), budget).map_err(Failure::generic)?;
                 Ok(OcfStatus::Success)
             }
             ProcessState::Running(_) => Ok(OcfStatus::Success),

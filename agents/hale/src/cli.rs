@@ -7,11 +7,7 @@ use hale_ocf::{Action, Env};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "hale",
-    version,
-    about = "Hale OCF resource agents: list, describe, run and install them"
-)]
+#[command(name = "hale", version, about = "Hale OCF resource agents: list, describe, run and install them")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,12 +61,7 @@ enum Command {
 }
 
 fn find(name: &str) -> Result<Box<dyn AnyAgent>, String> {
-    registry::agent(name).ok_or_else(|| {
-        format!(
-            "no agent '{name}'; known agents: {}",
-            registry::NAMES.join(", ")
-        )
-    })
+    registry::agent(name).ok_or_else(|| format!("no agent '{name}'; known agents: {}", registry::NAMES.join(", ")))
 }
 
 /// Parse the command line and run it; returns the exit code.
@@ -102,30 +93,16 @@ fn run(cmd: Command) -> Result<i32, String> {
             let a = find(&agent)?;
             let mut env = Env::new();
             if let OcfVer::V11 = ocf {
-                env.set("OCF_RA_VERSION_MAJOR", "1")
-                    .set("OCF_RA_VERSION_MINOR", "1");
+                env.set("OCF_RA_VERSION_MAJOR", "1").set("OCF_RA_VERSION_MINOR", "1");
             }
-            print!(
-                "{}",
-                a.execute("meta-data", &env).stdout.unwrap_or_default()
-            );
+            print!("{}", a.execute("meta-data", &env).stdout.unwrap_or_default());
             Ok(0)
         }
-        Command::Run {
-            agent,
-            action,
-            params,
-            probe,
-            depth,
-            timeout,
-            instance,
-        } => {
+        Command::Run { agent, action, params, probe, depth, timeout, instance } => {
             let a = find(&agent)?;
             let mut env = Env::from_process();
             for p in &params {
-                let (k, v) = p
-                    .split_once('=')
-                    .ok_or_else(|| format!("-p {p}: expected KEY=VALUE"))?;
+                let (k, v) = p.split_once('=').ok_or_else(|| format!("-p {p}: expected KEY=VALUE"))?;
                 env.set(format!("OCF_RESKEY_{k}"), v);
             }
             env.set("OCF_ROOT", "/usr/lib/ocf")
@@ -148,21 +125,14 @@ fn run(cmd: Command) -> Result<i32, String> {
                     .find(|s| s.depth.unwrap_or(0) == depth.unwrap_or(0))
                     .and_then(|s| s.interval)
                     .unwrap_or(10);
-                env.set(
-                    "OCF_RESKEY_CRM_meta_interval",
-                    (u64::from(interval) * 1000).to_string(),
-                );
+                env.set("OCF_RESKEY_CRM_meta_interval", (u64::from(interval) * 1000).to_string());
             }
             let exec = a.execute(&action, &env);
             if let Some(out) = &exec.stdout {
                 print!("{out}");
             }
             let kind = if probe { " (probe)" } else { "" };
-            println!(
-                "{agent} {action}{kind}: {} [{}]",
-                exec.status,
-                exec.status.name()
-            );
+            println!("{agent} {action}{kind}: {} [{}]", exec.status, exec.status.name());
             if let Some(reason) = &exec.reason {
                 println!("reason: {reason}");
             } else if exec.status.is_failure() {

@@ -26,11 +26,7 @@ fn wrap(text: &str, indent: &str, width: usize) -> String {
 pub fn describe(agent: &dyn AnyAgent) -> String {
     let info = agent.info();
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "ocf:hale:{} ({}) - {}\n",
-        info.name, info.version, info.shortdesc
-    );
+    let _ = writeln!(out, "ocf:hale:{} ({}) - {}\n", info.name, info.version, info.shortdesc);
     out.push_str(&wrap(info.longdesc, "", 88));
     out.push_str("\nParameters:\n");
     for p in agent.params() {
@@ -72,12 +68,7 @@ pub fn describe(agent: &dyn AnyAgent) -> String {
         if let Some(r) = a.role {
             let _ = write!(extra, " role={r}");
         }
-        let _ = writeln!(
-            out,
-            "  {:<14} timeout={}s{extra}",
-            a.action.name(),
-            a.timeout
-        );
+        let _ = writeln!(out, "  {:<14} timeout={}s{extra}", a.action.name(), a.timeout);
     }
     out
 }

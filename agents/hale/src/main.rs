@@ -11,11 +11,7 @@ mod registry;
 
 fn main() {
     let argv0 = std::env::args_os().next().unwrap_or_default();
-    let name = std::path::Path::new(&argv0)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("hale")
-        .to_string();
+    let name = std::path::Path::new(&argv0).file_name().and_then(|n| n.to_str()).unwrap_or("hale").to_string();
     if let Some(agent) = registry::agent(&name) {
         let env = hale_ocf::Env::from_process();
         let action = std::env::args().nth(1);

@@ -42,9 +42,7 @@ pub const NAMES: &[&str] = &["daemon"];
 /// The agent called `name`, with this machine's backends.
 pub fn agent(name: &str) -> Option<Box<dyn AnyAgent>> {
     match name {
-        "daemon" => Some(Box::new(
-            hale_daemon::Daemon::new(hale_backend::processes()),
-        )),
+        "daemon" => Some(Box::new(hale_daemon::Daemon::new(hale_backend::processes()))),
         _ => None,
     }
 }

@@ -35,13 +35,7 @@ pub struct ActionSpec {
 
 impl ActionSpec {
     pub const fn new(action: Action, timeout: u32) -> ActionSpec {
-        ActionSpec {
-            action,
-            timeout,
-            interval: None,
-            depth: None,
-            role: None,
-        }
+        ActionSpec { action, timeout, interval: None, depth: None, role: None }
     }
     pub const fn interval(mut self, seconds: u32) -> ActionSpec {
         self.interval = Some(seconds);
@@ -68,10 +62,7 @@ pub struct Deadline {
 impl Deadline {
     /// A deadline `budget` from now.
     pub fn after(budget: Duration) -> Deadline {
-        Deadline {
-            started: Instant::now(),
-            budget,
-        }
+        Deadline { started: Instant::now(), budget }
     }
     /// The whole budget the manager gave.
     pub fn budget(&self) -> Duration {
@@ -124,20 +115,14 @@ impl Context {
     /// Build the context of `action` from `env`. `levels` are the check levels the agent
     /// implements (always including 0); `default_timeout` applies when the manager gives none.
     pub fn new(action: Action, env: &Env, levels: &[u32], default_timeout: Duration) -> Context {
-        let instance = env
-            .non_empty("OCF_RESOURCE_INSTANCE")
-            .unwrap_or("default")
-            .to_string();
+        let instance = env.non_empty("OCF_RESOURCE_INSTANCE").unwrap_or("default").to_string();
         let interval = env.meta_ms("interval").filter(|d| !d.is_zero());
         let requested = env
             .non_empty("OCF_CHECK_LEVEL")
             .or_else(|| env.param("OCF_CHECK_LEVEL"))
             .and_then(|v| v.trim().parse::<u32>().ok())
             .unwrap_or(0);
-        let timeout = env
-            .meta_ms("timeout")
-            .filter(|d| !d.is_zero())
-            .unwrap_or(default_timeout);
+        let timeout = env.meta_ms("timeout").filter(|d| !d.is_zero()).unwrap_or(default_timeout);
         Context {
             action,
             clone: CloneInfo::from_env(env, &instance),
@@ -156,23 +141,14 @@ impl Context {
     /// is dropped for anonymous clones (one instance per node, as Pacemaker's Dummy does) and
     /// kept for globally-unique ones (several per node). `:` becomes `-` so it fits file names.
     pub fn state_name(&self) -> String {
-        let name = if self.clone.globally_unique {
-            self.instance.as_str()
-        } else {
-            strip_clone_suffix(&self.instance)
-        };
+        let name = if self.clone.globally_unique { self.instance.as_str() } else { strip_clone_suffix(&self.instance) };
         name.replace([':', '/'], "-")
     }
 }
 
 /// Fall back to the highest supported level not above the requested one (`ocf_check_level`).
 pub fn effective_level(requested: u32, levels: &[u32]) -> u32 {
-    levels
-        .iter()
-        .copied()
-        .filter(|l| *l <= requested)
-        .max()
-        .unwrap_or(0)
+    levels.iter().copied().filter(|l| *l <= requested).max().unwrap_or(0)
 }
 
 /// An OCF resource agent. Implement the description, the parameters and the actions; the
@@ -251,16 +227,14 @@ mod tests {
     #[test]
     fn probe_and_deadline() {
         let mut env = Env::new();
-        env.set("OCF_RESOURCE_INSTANCE", "web:1")
-            .set("OCF_RESKEY_CRM_meta_timeout", "20000");
+        env.set("OCF_RESOURCE_INSTANCE", "web:1").set("OCF_RESKEY_CRM_meta_timeout", "20000");
         let c = Context::new(Action::Monitor, &env, &[0, 10], Duration::from_secs(5));
         assert!(c.probe);
         assert_eq!(c.deadline.budget(), Duration::from_secs(20));
         assert_eq!(c.state_name(), "web");
         env.set("OCF_RESKEY_CRM_meta_interval", "0");
         assert!(Context::new(Action::Monitor, &env, &[0], Duration::from_secs(5)).probe);
-        env.set("OCF_RESKEY_CRM_meta_interval", "10000")
-            .set("OCF_RESKEY_CRM_meta_globally_unique", "true");
+        env.set("OCF_RESKEY_CRM_meta_interval", "10000").set("OCF_RESKEY_CRM_meta_globally_unique", "true");
         let c = Context::new(Action::Monitor, &env, &[0], Duration::from_secs(5));
         assert!(!c.probe);
         assert_eq!(c.state_name(), "web-1");

@@ -73,12 +73,8 @@ impl Env {
 
     /// The OCF version to speak: 1.1 only when the manager says so (major 1, minor >= 1).
     pub fn ocf_version(&self) -> OcfVersion {
-        let major = self
-            .non_empty("OCF_RA_VERSION_MAJOR")
-            .and_then(|v| v.trim().parse::<u32>().ok());
-        let minor = self
-            .non_empty("OCF_RA_VERSION_MINOR")
-            .and_then(|v| v.trim().parse::<u32>().ok());
+        let major = self.non_empty("OCF_RA_VERSION_MAJOR").and_then(|v| v.trim().parse::<u32>().ok());
+        let minor = self.non_empty("OCF_RA_VERSION_MINOR").and_then(|v| v.trim().parse::<u32>().ok());
         match (major, minor) {
             (Some(1), Some(m)) if m >= 1 => OcfVersion::V1_1,
             (Some(n), _) if n > 1 => OcfVersion::V1_1,
@@ -88,34 +84,23 @@ impl Env {
 
     /// `OCF_EXIT_REASON_PREFIX`, defaulting to what Pacemaker sets.
     pub fn exit_reason_prefix(&self) -> &str {
-        self.non_empty("OCF_EXIT_REASON_PREFIX")
-            .unwrap_or("ocf-exit-reason:")
+        self.non_empty("OCF_EXIT_REASON_PREFIX").unwrap_or("ocf-exit-reason:")
     }
 
     /// Pacemaker's boolean spelling: 1/y/yes/on/true, any case.
     pub fn is_true(value: &str) -> bool {
-        matches!(
-            value.trim().to_ascii_lowercase().as_str(),
-            "1" | "y" | "yes" | "on" | "true"
-        )
+        matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "y" | "yes" | "on" | "true")
     }
 
     /// Milliseconds in a `CRM_meta_*` variable (timeout, interval).
     pub fn meta_ms(&self, name: &str) -> Option<Duration> {
-        self.meta(name)
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_millis)
+        self.meta(name).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_millis)
     }
 }
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Env {
     fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Env {
-        Env {
-            vars: iter
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
+        Env { vars: iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 }
 
@@ -160,18 +145,11 @@ impl NotifyInfo {
         for (k, v) in env.iter() {
             if let Some(rest) = k.strip_prefix("OCF_RESKEY_CRM_meta_notify_") {
                 if rest.ends_with("_resource") || rest.ends_with("_uname") {
-                    lists.insert(
-                        rest.to_string(),
-                        v.split_whitespace().map(str::to_string).collect(),
-                    );
+                    lists.insert(rest.to_string(), v.split_whitespace().map(str::to_string).collect());
                 }
             }
         }
-        Some(NotifyInfo {
-            kind,
-            operation,
-            lists,
-        })
+        Some(NotifyInfo { kind, operation, lists })
     }
 }
 
@@ -195,11 +173,7 @@ impl CloneInfo {
 /// strips it for its state file: every anonymous-clone instance on a node shares one identity.
 pub fn strip_clone_suffix(instance: &str) -> &str {
     match instance.rsplit_once(':') {
-        Some((base, n))
-            if !base.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            base
-        }
+        Some((base, n)) if !base.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
         _ => instance,
     }
 }
@@ -212,8 +186,7 @@ mod tests {
     fn version_negotiation() {
         let mut e = Env::new();
         assert_eq!(e.ocf_version(), OcfVersion::V1_0);
-        e.set("OCF_RA_VERSION_MAJOR", "1")
-            .set("OCF_RA_VERSION_MINOR", "0");
+        e.set("OCF_RA_VERSION_MAJOR", "1").set("OCF_RA_VERSION_MINOR", "0");
         assert_eq!(e.ocf_version(), OcfVersion::V1_0);
         e.set("OCF_RA_VERSION_MINOR", "1");
         assert_eq!(e.ocf_version(), OcfVersion::V1_1);

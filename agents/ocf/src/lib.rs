@@ -39,9 +39,7 @@ mod runner_tests {
 
     const PARAMS: &[Param] = &[
         Param::new("name", "Name", "A name.").required(),
-        Param::new("mode", "Mode", "ok or panic.")
-            .kind(Kind::Select(&["ok", "panic", "local"]))
-            .default("ok"),
+        Param::new("mode", "Mode", "ok or panic.").kind(Kind::Select(&["ok", "panic", "local"])).default("ok"),
     ];
     const ACTIONS: &[ActionSpec] = &[
         ActionSpec::new(Action::Start, 20),
@@ -53,12 +51,7 @@ mod runner_tests {
     impl Agent for Toy {
         type Config = String;
         fn info(&self) -> AgentInfo {
-            AgentInfo {
-                name: "toy",
-                shortdesc: "toy",
-                longdesc: "toy",
-                version: "1",
-            }
+            AgentInfo { name: "toy", shortdesc: "toy", longdesc: "toy", version: "1" }
         }
         fn params(&self) -> &'static [Param] {
             PARAMS
@@ -91,24 +84,14 @@ mod runner_tests {
             Ok(OcfStatus::NotRunning)
         }
         fn stop_unconfigured(&self, _: &Context, _: &Failure) -> OcfResult {
-            self.unconfigured_stops
-                .set(self.unconfigured_stops.get() + 1);
+            self.unconfigured_stops.set(self.unconfigured_stops.get() + 1);
             Ok(OcfStatus::Success)
         }
     }
 
     fn run(action: &str, pairs: &[(&str, &str)]) -> Execution {
-        let env: Env = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        execute(
-            &Toy {
-                unconfigured_stops: Cell::new(0),
-            },
-            Some(action),
-            &env,
-        )
+        let env: Env = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        execute(&Toy { unconfigured_stops: Cell::new(0) }, Some(action), &env)
     }
 
     #[test]
@@ -116,46 +99,24 @@ mod runner_tests {
         for a in ["frobnicate", "promote", "status"] {
             let e = run(a, &[]);
             assert_eq!(e.status, OcfStatus::Unimplemented);
-            assert!(e
-                .reason
-                .as_ref()
-                .unwrap()
-                .contains("usage: toy {start|stop|monitor|meta-data|validate-all}"));
+            assert!(e.reason.as_ref().unwrap().contains("usage: toy {start|stop|monitor|meta-data|validate-all}"));
         }
-        let e = execute(
-            &Toy {
-                unconfigured_stops: Cell::new(0),
-            },
-            None,
-            &Env::new(),
-        );
+        let e = execute(&Toy { unconfigured_stops: Cell::new(0) }, None, &Env::new());
         assert_eq!(e.status, OcfStatus::Unimplemented);
     }
 
     #[test]
     fn invalid_environment_rules() {
-        let toy = Toy {
-            unconfigured_stops: Cell::new(0),
-        };
+        let toy = Toy { unconfigured_stops: Cell::new(0) };
         let e = execute(&toy, Some("stop"), &Env::new());
-        assert_eq!(
-            (e.status, toy.unconfigured_stops.get()),
-            (OcfStatus::Success, 1)
-        );
+        assert_eq!((e.status, toy.unconfigured_stops.get()), (OcfStatus::Success, 1));
         assert_eq!(run("monitor", &[]).status, OcfStatus::NotRunning);
         let recurring = run("monitor", &[("OCF_RESKEY_CRM_meta_interval", "10000")]);
         assert_eq!(recurring.status, OcfStatus::ErrGeneric);
-        assert!(recurring
-            .reason
-            .unwrap()
-            .contains("required parameter name"));
+        assert!(recurring.reason.unwrap().contains("required parameter name"));
         assert_eq!(run("start", &[]).status, OcfStatus::ErrConfigured);
         assert_eq!(
-            run(
-                "validate-all",
-                &[("OCF_RESKEY_name", "x"), ("OCF_RESKEY_mode", "bad")]
-            )
-            .status,
+            run("validate-all", &[("OCF_RESKEY_name", "x"), ("OCF_RESKEY_mode", "bad")]).status,
             OcfStatus::ErrConfigured
         );
     }
@@ -166,28 +127,15 @@ mod runner_tests {
         assert_eq!(run("validate-all", &base).status, OcfStatus::Success);
         let mut with_level = base.to_vec();
         with_level.push(("OCF_CHECK_LEVEL", "20"));
-        assert_eq!(
-            run("validate-all", &with_level).status,
-            OcfStatus::NotInstalled
-        );
+        assert_eq!(run("validate-all", &with_level).status, OcfStatus::NotInstalled);
         assert_eq!(run("start", &base).status, OcfStatus::NotInstalled);
     }
 
     #[test]
     fn panic_becomes_1_with_reason() {
-        let e = run(
-            "start",
-            &[("OCF_RESKEY_name", "x"), ("OCF_RESKEY_mode", "panic")],
-        );
+        let e = run("start", &[("OCF_RESKEY_name", "x"), ("OCF_RESKEY_mode", "panic")]);
         assert_eq!(e.status, OcfStatus::ErrGeneric);
-        assert!(
-            e.reason
-                .as_ref()
-                .unwrap()
-                .contains("internal error in toy start: boom at"),
-            "{:?}",
-            e.reason
-        );
+        assert!(e.reason.as_ref().unwrap().contains("internal error in toy start: boom at"), "{:?}", e.reason);
         let line = e.exit_reason_line("ocf-exit-reason:").unwrap();
         assert!(line.starts_with("ocf-exit-reason:internal error"));
         assert!(!line.contains('\n'));
@@ -197,41 +145,19 @@ mod runner_tests {
     fn meta_data_follows_declared_version() {
         let e = run("meta-data", &[]);
         assert!(e.stdout.unwrap().contains("<version>1.0</version>"));
-        let e = run(
-            "meta-data",
-            &[("OCF_RA_VERSION_MAJOR", "1"), ("OCF_RA_VERSION_MINOR", "1")],
-        );
+        let e = run("meta-data", &[("OCF_RA_VERSION_MAJOR", "1"), ("OCF_RA_VERSION_MINOR", "1")]);
         assert!(e.stdout.unwrap().contains("<version>1.1</version>"));
     }
 
     #[test]
     fn exit_reason_lines() {
-        let e = Execution {
-            status: OcfStatus::ErrArgs,
-            reason: Some("a\nb".into()),
-            stdout: None,
-        };
+        let e = Execution { status: OcfStatus::ErrArgs, reason: Some("a\nb".into()), stdout: None };
         assert_eq!(e.exit_reason_line("P:").unwrap(), "P:a b");
-        let e = Execution {
-            status: OcfStatus::ErrGeneric,
-            reason: None,
-            stdout: None,
-        };
-        assert_eq!(
-            e.exit_reason_line("ocf-exit-reason:").unwrap(),
-            "ocf-exit-reason:action failed: error"
-        );
-        let e = Execution {
-            status: OcfStatus::NotRunning,
-            reason: None,
-            stdout: None,
-        };
+        let e = Execution { status: OcfStatus::ErrGeneric, reason: None, stdout: None };
+        assert_eq!(e.exit_reason_line("ocf-exit-reason:").unwrap(), "ocf-exit-reason:action failed: error");
+        let e = Execution { status: OcfStatus::NotRunning, reason: None, stdout: None };
         assert_eq!(e.exit_reason_line("x"), None);
-        let e = Execution {
-            status: OcfStatus::Success,
-            reason: None,
-            stdout: None,
-        };
+        let e = Execution { status: OcfStatus::Success, reason: None, stdout: None };
         assert_eq!(e.exit_reason_line("x"), None);
     }
 }

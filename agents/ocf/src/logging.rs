@@ -72,14 +72,7 @@ impl LogRoute {
             .unwrap_or_else(|| format!("{agent}({instance})[{}]", std::process::id()));
         let debug = env.non_empty("HA_debug").is_some_and(|v| v != "0");
         if stdout_is_tty {
-            return LogRoute {
-                tag,
-                facility: None,
-                logfile: None,
-                debuglog: None,
-                debug,
-                stderr: true,
-            };
+            return LogRoute { tag, facility: None, logfile: None, debuglog: None, debug, stderr: true };
         }
         let facility = env
             .non_empty("HA_LOGFACILITY")
@@ -87,19 +80,9 @@ impl LogRoute {
             .filter(|f| *f != "none")
             .and_then(facility_number);
         let logfile = env.non_empty("HA_LOGFILE").map(str::to_string);
-        let debuglog = env
-            .non_empty("HA_DEBUGLOG")
-            .filter(|d| Some(*d) != logfile.as_deref())
-            .map(str::to_string);
+        let debuglog = env.non_empty("HA_DEBUGLOG").filter(|d| Some(*d) != logfile.as_deref()).map(str::to_string);
         let stderr = facility.is_none() && logfile.is_none();
-        LogRoute {
-            tag,
-            facility,
-            logfile,
-            debuglog,
-            debug,
-            stderr,
-        }
+        LogRoute { tag, facility, logfile, debuglog, debug, stderr }
     }
 }
 
@@ -113,11 +96,7 @@ pub struct Logger {
 
 impl Logger {
     pub fn new(route: LogRoute, syslog: Option<Box<dyn SyslogSink>>) -> Logger {
-        Logger {
-            route,
-            syslog,
-            files: Mutex::new(()),
-        }
+        Logger { route, syslog, files: Mutex::new(()) }
     }
 
     /// Install as the global logger for `agent`. Harmless when one is already installed (tests,
@@ -125,11 +104,7 @@ impl Logger {
     /// does not repeat there what the exit-reason line already says.
     pub fn install(env: &Env, agent: &str, syslog: Option<Box<dyn SyslogSink>>) -> bool {
         let route = LogRoute::from_env(env, agent, std::io::stdout().is_terminal());
-        let max = if route.debug {
-            log::LevelFilter::Debug
-        } else {
-            log::LevelFilter::Info
-        };
+        let max = if route.debug { log::LevelFilter::Debug } else { log::LevelFilter::Info };
         let stderr = route.stderr;
         if log::set_boxed_logger(Box::new(Logger::new(route, syslog))).is_ok() {
             log::set_max_level(max);
@@ -154,16 +129,9 @@ impl Logger {
             let _ = writeln!(std::io::stderr(), "{}: {text}", self.route.tag);
         }
         if self.route.logfile.is_some() || self.route.debuglog.is_some() {
-            let line = format!(
-                "{}:\t{} {text}\n",
-                self.route.tag,
-                format_timestamp(SystemTime::now())
-            );
+            let line = format!("{}:\t{} {text}\n", self.route.tag, format_timestamp(SystemTime::now()));
             let _guard = self.files.lock();
-            for path in [&self.route.logfile, &self.route.debuglog]
-                .into_iter()
-                .flatten()
-            {
+            for path in [&self.route.logfile, &self.route.debuglog].into_iter().flatten() {
                 if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
                     let _ = f.write_all(line.as_bytes());
                 }
@@ -186,18 +154,10 @@ impl log::Log for Logger {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` in UTC, computed without `date` or a time-zone database.
 pub fn format_timestamp(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -220,47 +180,25 @@ mod tests {
     use std::time::Duration;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn routes() {
         let r = LogRoute::from_env(&env(&[]), "daemon", false);
         assert!(r.stderr && r.facility.is_none() && r.logfile.is_none());
+        let r = LogRoute::from_env(&env(&[("HA_logfacility", "daemon"), ("HA_LOGFILE", "/x")]), "daemon", false);
+        assert_eq!((r.facility, r.logfile.as_deref(), r.stderr), (Some(3), Some("/x"), false));
         let r = LogRoute::from_env(
-            &env(&[("HA_logfacility", "daemon"), ("HA_LOGFILE", "/x")]),
-            "daemon",
-            false,
-        );
-        assert_eq!(
-            (r.facility, r.logfile.as_deref(), r.stderr),
-            (Some(3), Some("/x"), false)
-        );
-        let r = LogRoute::from_env(
-            &env(&[
-                ("HA_LOGFACILITY", "none"),
-                ("HA_LOGFILE", "/x"),
-                ("HA_DEBUGLOG", "/x"),
-            ]),
+            &env(&[("HA_LOGFACILITY", "none"), ("HA_LOGFILE", "/x"), ("HA_DEBUGLOG", "/x")]),
             "d",
             false,
         );
         assert_eq!((r.facility, r.debuglog), (None, None));
-        let r = LogRoute::from_env(
-            &env(&[("HA_LOGFACILITY", "local3"), ("HA_LOGTAG", "T")]),
-            "d",
-            true,
-        );
+        let r = LogRoute::from_env(&env(&[("HA_LOGFACILITY", "local3"), ("HA_LOGTAG", "T")]), "d", true);
         assert!(r.stderr && r.facility.is_none());
         assert_eq!(r.tag, "T");
-        let r = LogRoute::from_env(
-            &env(&[("OCF_RESOURCE_INSTANCE", "web"), ("HA_debug", "1")]),
-            "daemon",
-            false,
-        );
+        let r = LogRoute::from_env(&env(&[("OCF_RESOURCE_INSTANCE", "web"), ("HA_debug", "1")]), "daemon", false);
         assert!(r.tag.starts_with("daemon(web)[") && r.debug);
         assert!(!LogRoute::from_env(&env(&[("HA_debug", "0")]), "d", false).debug);
     }
@@ -279,25 +217,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("ha.log");
         let got = Arc::new(Mutex::new(Vec::new()));
-        let e = env(&[
-            ("HA_LOGFACILITY", "local0"),
-            ("HA_LOGFILE", file.to_str().unwrap()),
-            ("HA_LOGTAG", "tag"),
-        ]);
-        let logger = Logger::new(
-            LogRoute::from_env(&e, "d", false),
-            Some(Box::new(Capture(got.clone()))),
-        );
+        let e = env(&[("HA_LOGFACILITY", "local0"), ("HA_LOGFILE", file.to_str().unwrap()), ("HA_LOGTAG", "tag")]);
+        let logger = Logger::new(LogRoute::from_env(&e, "d", false), Some(Box::new(Capture(got.clone()))));
         logger.write_line(log::Level::Warn, "two\nlines");
-        assert_eq!(
-            got.lock().unwrap()[0],
-            (16, 4, "tag".into(), "WARNING: two lines".into())
-        );
+        assert_eq!(got.lock().unwrap()[0], (16, 4, "tag".into(), "WARNING: two lines".into()));
         let text = std::fs::read_to_string(&file).unwrap();
-        assert!(
-            text.starts_with("tag:\t") && text.ends_with("WARNING: two lines\n"),
-            "{text}"
-        );
+        assert!(text.starts_with("tag:\t") && text.ends_with("WARNING: two lines\n"), "{text}");
         assert_eq!(text.lines().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -305,13 +230,7 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(format_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            format_timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00Z"
-        );
-        assert_eq!(
-            format_timestamp(UNIX_EPOCH + Duration::from_secs(1_795_309_199)),
-            "2026-11-22T00:59:59Z"
-        );
+        assert_eq!(format_timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(format_timestamp(UNIX_EPOCH + Duration::from_secs(1_795_309_199)), "2026-11-22T00:59:59Z");
     }
 }

@@ -16,35 +16,17 @@ use quick_xml::escape::escape;
 use std::fmt::Write;
 
 /// Render the meta-data document.
-pub fn render(
-    info: &AgentInfo,
-    params: &[Param],
-    actions: &[ActionSpec],
-    version: OcfVersion,
-) -> String {
+pub fn render(info: &AgentInfo, params: &[Param], actions: &[ActionSpec], version: OcfVersion) -> String {
     let v11 = version == OcfVersion::V1_1;
     let mut x = String::with_capacity(8192);
     x.push_str("<?xml version=\"1.0\"?>\n");
     if !v11 {
         x.push_str("<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">\n");
     }
-    let _ = writeln!(
-        x,
-        "<resource-agent name=\"{}\" version=\"{}\">",
-        escape(info.name),
-        escape(info.version)
-    );
+    let _ = writeln!(x, "<resource-agent name=\"{}\" version=\"{}\">", escape(info.name), escape(info.version));
     let _ = writeln!(x, "<version>{}</version>", if v11 { "1.1" } else { "1.0" });
-    let _ = writeln!(
-        x,
-        "<longdesc lang=\"en\">\n{}\n</longdesc>",
-        escape(info.longdesc.trim())
-    );
-    let _ = writeln!(
-        x,
-        "<shortdesc lang=\"en\">{}</shortdesc>",
-        escape(info.shortdesc)
-    );
+    let _ = writeln!(x, "<longdesc lang=\"en\">\n{}\n</longdesc>", escape(info.longdesc.trim()));
+    let _ = writeln!(x, "<shortdesc lang=\"en\">{}</shortdesc>", escape(info.shortdesc));
     x.push_str("\n<parameters>\n");
     for p in params {
         let _ = write!(x, "<parameter name=\"{}\"", escape(p.name));
@@ -62,16 +44,8 @@ pub fn render(
             x.push_str(" reloadable=\"1\"");
         }
         x.push_str(">\n");
-        let _ = writeln!(
-            x,
-            "<longdesc lang=\"en\">\n{}\n</longdesc>",
-            escape(p.longdesc.trim())
-        );
-        let _ = writeln!(
-            x,
-            "<shortdesc lang=\"en\">{}</shortdesc>",
-            escape(p.shortdesc)
-        );
+        let _ = writeln!(x, "<longdesc lang=\"en\">\n{}\n</longdesc>", escape(p.longdesc.trim()));
+        let _ = writeln!(x, "<shortdesc lang=\"en\">{}</shortdesc>", escape(p.shortdesc));
         let ty = match p.kind {
             Kind::String | Kind::Seconds => "string",
             Kind::Integer => "integer",
@@ -100,12 +74,7 @@ pub fn render(
         if !v11 && a.action.is_ocf_1_1_only() {
             continue;
         }
-        let _ = write!(
-            x,
-            "<action name=\"{}\" timeout=\"{}s\"",
-            a.action.name(),
-            a.timeout
-        );
+        let _ = write!(x, "<action name=\"{}\" timeout=\"{}s\"", a.action.name(), a.timeout);
         if let Some(i) = a.interval {
             let _ = write!(x, " interval=\"{i}s\"");
         }
@@ -134,18 +103,10 @@ pub fn supported_actions(actions: &[ActionSpec]) -> Vec<Action> {
 mod tests {
     use super::*;
 
-    const INFO: AgentInfo = AgentInfo {
-        name: "t",
-        shortdesc: "A <test>",
-        longdesc: "Long & text",
-        version: "9.9",
-    };
+    const INFO: AgentInfo = AgentInfo { name: "t", shortdesc: "A <test>", longdesc: "Long & text", version: "9.9" };
     const PARAMS: &[Param] = &[
         Param::new("a", "A", "a").required().unique_group("g"),
-        Param::new("b", "B", "b")
-            .kind(Kind::Select(&["x", "y"]))
-            .default("x")
-            .reloadable(),
+        Param::new("b", "B", "b").kind(Kind::Select(&["x", "y"])).default("x").reloadable(),
     ];
     const ACTIONS: &[ActionSpec] = &[
         ActionSpec::new(Action::Start, 20),
@@ -171,31 +132,18 @@ mod tests {
         let x = render(&INFO, PARAMS, ACTIONS, OcfVersion::V1_0);
         assert!(x.contains("<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">"));
         assert!(x.contains("<version>1.0</version>"));
-        for bad in [
-            "unique-group",
-            "reloadable",
-            "select",
-            "reload-agent",
-            "<option",
-        ] {
+        for bad in ["unique-group", "reloadable", "select", "reload-agent", "<option"] {
             assert!(!x.contains(bad), "{bad} in 1.0 meta-data");
         }
         assert!(x.contains("unique=\"1\""));
-        assert!(
-            x.contains("<action name=\"monitor\" timeout=\"20s\" interval=\"10s\" depth=\"0\" />")
-        );
+        assert!(x.contains("<action name=\"monitor\" timeout=\"20s\" interval=\"10s\" depth=\"0\" />"));
     }
 
     #[test]
     fn supported_always_has_meta_data() {
         assert_eq!(
             supported_actions(ACTIONS),
-            vec![
-                Action::Start,
-                Action::Monitor,
-                Action::MetaData,
-                Action::ReloadAgent
-            ]
+            vec![Action::Start, Action::Monitor, Action::MetaData, Action::ReloadAgent]
         );
     }
 }

@@ -30,16 +30,8 @@ pub struct Execution {
 impl Execution {
     fn from_result(r: OcfResult) -> Execution {
         match r {
-            Ok(status) => Execution {
-                status,
-                reason: None,
-                stdout: None,
-            },
-            Err(f) => Execution {
-                status: f.status,
-                reason: Some(one_line(&f.reason)),
-                stdout: None,
-            },
+            Ok(status) => Execution { status, reason: None, stdout: None },
+            Err(f) => Execution { status: f.status, reason: Some(one_line(&f.reason)), stdout: None },
         }
     }
 
@@ -77,10 +69,7 @@ fn install_panic_hook() {
             } else {
                 "unknown panic".to_string()
             };
-            let at = info
-                .location()
-                .map(|l| format!(" at {}:{}", l.file(), l.line()))
-                .unwrap_or_default();
+            let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
             let full = format!("{msg}{at}");
             log::error!("internal error: {full}");
             if let Ok(mut slot) = PANIC_MESSAGE.lock() {
@@ -95,10 +84,7 @@ fn install_panic_hook() {
 pub fn execute<A: Agent>(agent: &A, action: Option<&str>, env: &Env) -> Execution {
     let info = agent.info();
     let supported = metadata::supported_actions(agent.actions());
-    let Some(action) = action
-        .and_then(Action::parse)
-        .filter(|a| supported.contains(a))
-    else {
+    let Some(action) = action.and_then(Action::parse).filter(|a| supported.contains(a)) else {
         let usage = Action::usage(info.name, &supported);
         let what = match action {
             None => "no action given".to_string(),
@@ -108,11 +94,7 @@ pub fn execute<A: Agent>(agent: &A, action: Option<&str>, env: &Env) -> Executio
     };
     if action == Action::MetaData {
         let xml = metadata::render(&info, agent.params(), agent.actions(), env.ocf_version());
-        return Execution {
-            status: OcfStatus::Success,
-            reason: None,
-            stdout: Some(xml),
-        };
+        return Execution { status: OcfStatus::Success, reason: None, stdout: Some(xml) };
     }
     let advised = agent
         .actions()
@@ -127,27 +109,15 @@ pub fn execute<A: Agent>(agent: &A, action: Option<&str>, env: &Env) -> Executio
 
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| dispatch(agent, &ctx, env)));
     let result = outcome.unwrap_or_else(|_| {
-        let msg = PANIC_MESSAGE
-            .lock()
-            .ok()
-            .and_then(|mut m| m.take())
-            .unwrap_or_else(|| "unknown panic".into());
-        Err(Failure::generic(format!(
-            "internal error in {} {}: {msg}",
-            info.name, action
-        )))
+        let msg = PANIC_MESSAGE.lock().ok().and_then(|mut m| m.take()).unwrap_or_else(|| "unknown panic".into());
+        Err(Failure::generic(format!("internal error in {} {}: {msg}", info.name, action)))
     });
     Execution::from_result(result)
 }
 
 fn dispatch<A: Agent>(agent: &A, ctx: &Context, env: &Env) -> OcfResult {
     let config = Values::parse(agent.params(), env).and_then(|values| {
-        log::debug!(
-            "{} {}: {}",
-            agent.info().name,
-            ctx.action,
-            values.display_safe()
-        );
+        log::debug!("{} {}: {}", agent.info().name, ctx.action, values.display_safe());
         agent.configure(&values, ctx)
     });
     let config = match config {
@@ -184,17 +154,11 @@ fn dispatch<A: Agent>(agent: &A, ctx: &Context, env: &Env) -> OcfResult {
 fn invalid_environment<A: Agent>(agent: &A, ctx: &Context, problem: Failure) -> OcfResult {
     match ctx.action {
         Action::Stop => {
-            log::warn!(
-                "stop with invalid parameters ({}); stopping what can be found",
-                problem.reason
-            );
+            log::warn!("stop with invalid parameters ({}); stopping what can be found", problem.reason);
             agent.stop_unconfigured(ctx, &problem)
         }
         Action::Monitor if ctx.probe => {
-            log::info!(
-                "probe with invalid parameters ({}): not running",
-                problem.reason
-            );
+            log::info!("probe with invalid parameters ({}): not running", problem.reason);
             Ok(OcfStatus::NotRunning)
         }
         Action::Monitor => Err(Failure::generic(problem.reason)),
@@ -220,8 +184,7 @@ pub fn run_and_report<A: Agent>(
     syslog: Option<Box<dyn SyslogSink>>,
 ) -> i32 {
     // meta-data must be fast and side-effect free (the controller may wait on it): no logging.
-    let logs_to_stderr =
-        action == Some("meta-data") || Logger::install(env, agent.info().name, syslog);
+    let logs_to_stderr = action == Some("meta-data") || Logger::install(env, agent.info().name, syslog);
     let exec = execute(agent, action, env);
     if let Some(out) = &exec.stdout {
         let mut stdout = std::io::stdout().lock();
@@ -235,11 +198,7 @@ pub fn run_and_report<A: Agent>(
         } else if exec.status.is_failure() {
             log::error!("{} failed: {text}", action.unwrap_or("(none)"));
         } else {
-            log::info!(
-                "{}: {} ({text})",
-                action.unwrap_or("(none)"),
-                exec.status.describe()
-            );
+            log::info!("{}: {} ({text})", action.unwrap_or("(none)"), exec.status.describe());
         }
         let _ = writeln!(std::io::stderr(), "{line}");
     }

@@ -84,11 +84,7 @@ impl Param {
     /// Check one value against the type. The message names the parameter and the value (unless
     /// it is a secret) and says what would be accepted.
     fn check(&self, raw: &str) -> Result<Value, String> {
-        let shown = if self.secret {
-            "(hidden)".to_string()
-        } else {
-            format!("'{raw}'")
-        };
+        let shown = if self.secret { "(hidden)".to_string() } else { format!("'{raw}'") };
         match self.kind {
             Kind::String => Ok(Value::Str(raw.to_string())),
             Kind::Integer => raw
@@ -96,28 +92,18 @@ impl Param {
                 .parse::<i64>()
                 .map(Value::Int)
                 .map_err(|_| format!("parameter {}={shown} is not an integer", self.name)),
-            Kind::Boolean => parse_bool(raw).map(Value::Bool).ok_or_else(|| {
-                format!(
-                    "parameter {}={shown} is not a boolean (use true or false)",
-                    self.name
-                )
-            }),
+            Kind::Boolean => parse_bool(raw)
+                .map(Value::Bool)
+                .ok_or_else(|| format!("parameter {}={shown} is not a boolean (use true or false)", self.name)),
             Kind::Select(options) => {
                 if options.contains(&raw) {
                     Ok(Value::Str(raw.to_string()))
                 } else {
-                    Err(format!(
-                        "parameter {}={shown} is not one of: {}",
-                        self.name,
-                        options.join(", ")
-                    ))
+                    Err(format!("parameter {}={shown} is not one of: {}", self.name, options.join(", ")))
                 }
             }
             Kind::Seconds => parse_seconds(raw).map(Value::Duration).ok_or_else(|| {
-                format!(
-                    "parameter {}={shown} is not a duration in seconds (e.g. 30, 30s, 2m)",
-                    self.name
-                )
+                format!("parameter {}={shown} is not a duration in seconds (e.g. 30, 30s, 2m)", self.name)
             }),
         }
     }
@@ -246,31 +232,20 @@ mod tests {
 
     const SCHEMA: &[Param] = &[
         Param::new("cmd", "Command", "The command.").required(),
-        Param::new("count", "Count", "How many.")
-            .kind(Kind::Integer)
-            .default("3"),
+        Param::new("count", "Count", "How many.").kind(Kind::Integer).default("3"),
         Param::new("flag", "Flag", "A flag.").kind(Kind::Boolean),
-        Param::new("mode", "Mode", "A mode.")
-            .kind(Kind::Select(&["a", "b"]))
-            .default("a"),
+        Param::new("mode", "Mode", "A mode.").kind(Kind::Select(&["a", "b"])).default("a"),
         Param::new("wait", "Wait", "A wait.").kind(Kind::Seconds),
         Param::new("password", "Password", "A secret.").secret(),
     ];
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs
-            .iter()
-            .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())).collect()
     }
 
     #[test]
     fn defaults_and_types() {
-        let v = Values::parse(
-            SCHEMA,
-            &env(&[("cmd", "x"), ("flag", "Yes"), ("wait", "2m")]),
-        )
-        .unwrap();
+        let v = Values::parse(SCHEMA, &env(&[("cmd", "x"), ("flag", "Yes"), ("wait", "2m")])).unwrap();
         assert_eq!(v.str("cmd"), Some("x"));
         assert_eq!(v.int("count"), Some(3));
         assert_eq!(v.bool("flag"), Some(true));
@@ -304,9 +279,7 @@ mod tests {
         let v = Values::parse(SCHEMA, &env(&[("cmd", "x"), ("password", "hunter2")])).unwrap();
         assert_eq!(v.str("password"), Some("hunter2"));
         assert!(!v.display_safe().contains("hunter2"));
-        let schema = [Param::new("password", "p", "p")
-            .kind(Kind::Integer)
-            .secret()];
+        let schema = [Param::new("password", "p", "p").kind(Kind::Integer).secret()];
         let e = Values::parse(&schema, &env(&[("password", "hunter2")])).unwrap_err();
         assert!(!e.reason.contains("hunter2"));
     }

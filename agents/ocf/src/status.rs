@@ -145,10 +145,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(status: OcfStatus, reason: impl Into<String>) -> Failure {
-        Failure {
-            status,
-            reason: reason.into(),
-        }
+        Failure { status, reason: reason.into() }
     }
     /// 1: recoverable; the cluster may restart the resource here.
     pub fn generic(reason: impl Into<String>) -> Failure {

@@ -4,8 +4,7 @@ pub mod procfs;
 pub mod syslog;
 
 use crate::process::{
-    BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport,
-    StopSignal, TAG_VARIABLE,
+    BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport, StopSignal, TAG_VARIABLE,
 };
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -53,12 +52,7 @@ fn signal_of(s: StopSignal) -> Signal {
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -81,19 +75,10 @@ struct Identity {
 fn identity(name: &str) -> Result<Identity, BackendError> {
     let user = User::from_name(name)
         .map_err(|e| BackendError::Failed(format!("cannot look up user '{name}': {e}")))?
-        .ok_or_else(|| {
-            BackendError::NotFound(format!("user '{name}' does not exist on this node"))
-        })?;
-    let cname = CString::new(name)
-        .map_err(|_| BackendError::NotFound(format!("invalid user name '{name}'")))?;
+        .ok_or_else(|| BackendError::NotFound(format!("user '{name}' does not exist on this node")))?;
+    let cname = CString::new(name).map_err(|_| BackendError::NotFound(format!("invalid user name '{name}'")))?;
     let groups = nix::unistd::getgrouplist(&cname, user.gid).unwrap_or_else(|_| vec![user.gid]);
-    Ok(Identity {
-        uid: user.uid,
-        gid: user.gid,
-        groups,
-        home: user.dir,
-        shell: user.shell,
-    })
+    Ok(Identity { uid: user.uid, gid: user.gid, groups, home: user.dir, shell: user.shell })
 }
 
 /// Everything that belongs to the service: the recorded process, its process group, its
@@ -174,30 +159,21 @@ impl Processes for LinuxProcesses {
     fn spawn(&self, spec: &SpawnSpec) -> Result<ProcessRecord, BackendError> {
         let who = spec.user.as_deref().map(identity).transpose()?;
         if let Some(dir) = spec.pidfile.parent() {
-            fs::create_dir_all(dir).map_err(|e| {
-                BackendError::Failed(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            fs::create_dir_all(dir)
+                .map_err(|e| BackendError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let (out, err) = match &spec.logfile {
-            Some(path) => {
-                let f = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .mode(0o640)
-                    .open(path)
-                    .map_err(|e| {
-                        BackendError::Failed(format!(
-                            "cannot open log file {}: {e}",
-                            path.display()
-                        ))
-                    })?;
-                let dup = f
-                    .try_clone()
-                    .map_err(|e| BackendError::Failed(format!("log file: {e}")))?;
-                (Stdio::from(f), Stdio::from(dup))
-            }
-            None => (Stdio::null(), Stdio::null()),
-        };
+        let (out, err) =
+            match &spec.logfile {
+                Some(path) => {
+                    let f =
+                        OpenOptions::new().create(true).append(true).mode(0o640).open(path).map_err(|e| {
+                            BackendError::Failed(format!("cannot open log file {}: {e}", path.display()))
+                        })?;
+                    let dup = f.try_clone().map_err(|e| BackendError::Failed(format!("log file: {e}")))?;
+                    (Stdio::from(f), Stdio::from(dup))
+                }
+                None => (Stdio::null(), Stdio::null()),
+            };
         let mut cmd = Command::new(&spec.program);
         cmd.arg0(spec.argv.first().map(String::as_str).unwrap_or_default())
             .args(spec.argv.iter().skip(1))
@@ -207,13 +183,9 @@ impl Processes for LinuxProcesses {
             .stderr(err);
         if let Some(w) = &who {
             let name = spec.user.as_deref().unwrap_or_default();
-            cmd.env("HOME", &w.home)
-                .env("USER", name)
-                .env("LOGNAME", name)
-                .env("SHELL", &w.shell);
+            cmd.env("HOME", &w.home).env("USER", name).env("LOGNAME", name).env("SHELL", &w.shell);
         }
-        cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .env(TAG_VARIABLE, &spec.tag);
+        cmd.envs(spec.env.iter().map(|(k, v)| (k, v))).env(TAG_VARIABLE, &spec.tag);
         if let Some(dir) = &spec.workdir {
             cmd.current_dir(dir);
         }
@@ -240,17 +212,11 @@ impl Processes for LinuxProcesses {
             }
         })?;
         let pid = child.id();
-        let record = ProcessRecord {
-            pid,
-            start_time: procfs::stat(pid).map(|s| s.start_time).unwrap_or(0),
-        };
+        let record = ProcessRecord { pid, start_time: procfs::stat(pid).map(|s| s.start_time).unwrap_or(0) };
         if let Err(e) = write_atomic(&spec.pidfile, &record.to_file_text()) {
             let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid as i32), None);
-            return Err(BackendError::Failed(format!(
-                "cannot write pidfile {}: {e}",
-                spec.pidfile.display()
-            )));
+            return Err(BackendError::Failed(format!("cannot write pidfile {}: {e}", spec.pidfile.display())));
         }
         Ok(record)
     }
@@ -259,27 +225,14 @@ impl Processes for LinuxProcesses {
         let text = match fs::read_to_string(pidfile) {
             Ok(t) => t,
             Err(e) if e.kind() == ErrorKind::NotFound => return ProcessState::NoRecord,
-            Err(e) => {
-                return ProcessState::Corrupt(format!(
-                    "cannot read pidfile {}: {e}",
-                    pidfile.display()
-                ))
-            }
+            Err(e) => return ProcessState::Corrupt(format!("cannot read pidfile {}: {e}", pidfile.display())),
         };
         let record = match ProcessRecord::parse(&text) {
             Ok(r) => r,
-            Err(e) => {
-                return ProcessState::Corrupt(format!(
-                    "pidfile {} is corrupt: {e}",
-                    pidfile.display()
-                ))
-            }
+            Err(e) => return ProcessState::Corrupt(format!("pidfile {} is corrupt: {e}", pidfile.display())),
         };
         match procfs::stat(record.pid) {
-            Some(s)
-                if s.is_alive()
-                    && (record.start_time == 0 || s.start_time == record.start_time) =>
-            {
+            Some(s) if s.is_alive() && (record.start_time == 0 || s.start_time == record.start_time) => {
                 ProcessState::Running(record)
             }
             _ => ProcessState::Gone(record),
@@ -307,15 +260,11 @@ impl Processes for LinuxProcesses {
             _ => None,
         };
         let targets = collect(record, tag);
-        let mut report = StopReport {
-            found: targets.len(),
-            forced: false,
-        };
+        let mut report = StopReport { found: targets.len(), forced: false };
         if !targets.is_empty() {
             // Keep a moment after the graceful wait for SIGKILL and the final wait.
             let kill_reserve = Duration::from_millis(500);
-            let graceful_until = (Instant::now() + grace)
-                .min(deadline.checked_sub(kill_reserve).unwrap_or(deadline));
+            let graceful_until = (Instant::now() + grace).min(deadline.checked_sub(kill_reserve).unwrap_or(deadline));
             signal_all(record, &targets, signal_of(signal));
             if !wait_gone(&targets, graceful_until) {
                 report.forced = true;
@@ -323,10 +272,7 @@ impl Processes for LinuxProcesses {
                 let mut all = targets.clone();
                 all.extend(collect(record, tag));
                 let left = survivors(&all);
-                log::warn!(
-                    "{} process(es) still running after {signal:?}; sending SIGKILL",
-                    left.len()
-                );
+                log::warn!("{} process(es) still running after {signal:?}; sending SIGKILL", left.len());
                 signal_all(record, &all, Signal::SIGKILL);
                 if !wait_gone(&all, deadline) {
                     let left = survivors(&all);
@@ -339,20 +285,13 @@ impl Processes for LinuxProcesses {
         match fs::remove_file(pidfile) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(BackendError::Failed(format!(
-                    "cannot remove pidfile {}: {e}",
-                    pidfile.display()
-                )))
-            }
+            Err(e) => return Err(BackendError::Failed(format!("cannot remove pidfile {}: {e}", pidfile.display()))),
         }
         Ok(report)
     }
 
     fn run_check(&self, argv: &[String], timeout: Duration) -> Result<CheckOutcome, BackendError> {
-        let program = argv
-            .first()
-            .ok_or_else(|| BackendError::Failed("empty check command".into()))?;
+        let program = argv.first().ok_or_else(|| BackendError::Failed("empty check command".into()))?;
         // Output goes to an unlinked temporary file, not a pipe: a grandchild holding a pipe
         // open could make us wait past the deadline.
         let path = std::env::temp_dir().join(format!(
@@ -368,17 +307,9 @@ impl Processes for LinuxProcesses {
             .open(&path)
             .map_err(|e| BackendError::Failed(format!("cannot create {}: {e}", path.display())))?;
         let _ = fs::remove_file(&path);
-        let dup = |f: &fs::File| {
-            f.try_clone()
-                .map_err(|e| BackendError::Failed(e.to_string()))
-        };
+        let dup = |f: &fs::File| f.try_clone().map_err(|e| BackendError::Failed(e.to_string()));
         let mut child = Command::new(program);
-        child
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(dup(&out)?)
-            .stderr(dup(&out)?)
-            .process_group(0);
+        child.args(&argv[1..]).stdin(Stdio::null()).stdout(dup(&out)?).stderr(dup(&out)?).process_group(0);
         // Its own group so a timeout kills its children too; and it dies with the agent, so
         // a check never outlives an agent that Pacemaker killed at its timeout.
         // SAFETY: prctl is async-signal-safe and the closure allocates nothing.
@@ -413,17 +344,8 @@ impl Processes for LinuxProcesses {
         let mut text = String::new();
         let _ = out.seek(SeekFrom::Start(0));
         let _ = out.take(64 * 1024).read_to_string(&mut text);
-        let last_line = text
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_string);
-        Ok(CheckOutcome {
-            success: status.is_some_and(|s| s.success()),
-            status: status_text,
-            last_line,
-        })
+        let last_line = text.lines().rev().map(str::trim).find(|l| !l.is_empty()).map(str::to_string);
+        Ok(CheckOutcome { success: status.is_some_and(|s| s.success()), status: status_text, last_line })
     }
 
     fn find_program(&self, program: &str, path: &str) -> Option<PathBuf> {
@@ -434,10 +356,7 @@ impl Processes for LinuxProcesses {
             let p = PathBuf::from(program);
             return is_executable(&p).then_some(p);
         }
-        path.split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| Path::new(d).join(program))
-            .find(|p| is_executable(p))
+        path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(program)).find(|p| is_executable(p))
     }
 
     fn user_exists(&self, user: &str) -> bool {

@@ -34,13 +34,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let pgrp = rest.next()?.parse().ok()?;
     // Fields 6..=21 (session through itrealvalue) are 16 fields; field 22 is starttime.
     let start_time = rest.nth(16)?.parse().ok()?;
-    Some(Stat {
-        pid,
-        state,
-        ppid,
-        pgrp,
-        start_time,
-    })
+    Some(Stat { pid, state, ppid, pgrp, start_time })
 }
 
 /// /proc/PID/stat of one process, if it exists.
@@ -53,9 +47,7 @@ pub fn all() -> Vec<Stat> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(stat)
-        .collect()
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).filter_map(stat).collect()
 }
 
 /// Does the environment of `pid` contain exactly `NAME=value`?
@@ -64,9 +56,7 @@ pub fn has_env(pid: u32, name: &str, value: &str) -> bool {
         return false;
     };
     let want = format!("{name}={value}");
-    environ
-        .split(|b| *b == 0)
-        .any(|entry| entry == want.as_bytes())
+    environ.split(|b| *b == 0).any(|entry| entry == want.as_bytes())
 }
 
 #[cfg(test)]
@@ -77,10 +67,7 @@ mod tests {
     fn parses_names_with_spaces_and_parens() {
         let line = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
         let s = parse_stat(line).unwrap();
-        assert_eq!(
-            (s.pid, s.state, s.ppid, s.pgrp, s.start_time),
-            (1234, 'S', 1, 1234, 987654)
-        );
+        assert_eq!((s.pid, s.state, s.ppid, s.pgrp, s.start_time), (1234, 'S', 1, 1234, 987654));
         assert!(s.is_alive());
         assert!(!parse_stat(&line.replace(") S", ") Z")).unwrap().is_alive());
         assert_eq!(parse_stat("garbage"), None);
