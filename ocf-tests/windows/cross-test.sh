@@ -8,7 +8,7 @@
 #                                        this script against a throwaway crate; pass its package names)
 # Exit status: non-zero if install, build or any test fails. Cargo's "test result:" lines are printed.
 # Build output, including the Wine prefix, goes to <repo>/target/wincross (kept apart from the
-# normal rustup build). Recipe and pitfalls: /work/shared/research/windows.md, "Job 2".
+# normal rustup build).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -71,7 +71,7 @@ x86_64-w64-mingw32-gcc -O2 -s -shared -o "$WINEPREFIX/drive_c/windows/system32/b
 #    cross-compiling. --no-fail-fast so every package reports before we fail.
 echo ">> cargo test ${PFLAGS[*]} under Wine $(dpkg-query -W -f='${Version}' wine)"
 rc=0
-"${CARGO[@]}" test --no-fail-fast "${MANIFEST[@]}" "${PFLAGS[@]}" "${XFLAGS[@]}" \
+timeout 1200 "${CARGO[@]}" test --no-fail-fast "${MANIFEST[@]}" "${PFLAGS[@]}" "${XFLAGS[@]}" \
   >"$LOGS/test.log" 2>&1 </dev/null || rc=$?
 cat "$LOGS/test.log"
 

@@ -152,3 +152,54 @@ impl Processes for FakeProcesses {
         self.world.lock().unwrap().users.iter().any(|u| u == user)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(tag: &str) -> SpawnSpec {
+        SpawnSpec {
+            program: "/usr/bin/sleep".into(),
+            argv: vec!["sleep".into()],
+            workdir: None,
+            user: None,
+            env: vec![],
+            logfile: None,
+            pidfile: PathBuf::from(format!("/run/{tag}.pid")),
+            tag: tag.into(),
+        }
+    }
+
+    #[test]
+    fn fake_lifecycle() {
+        let f = FakeProcesses::new(&["/usr/bin/sleep"], &[]);
+        let s = spec("a");
+        assert_eq!(f.state(&s.pidfile), ProcessState::NoRecord);
+        let r = f.spawn(&s).unwrap();
+        assert_eq!(f.state(&s.pidfile), ProcessState::Running(r));
+        f.crash(&s.pidfile);
+        assert_eq!(f.state(&s.pidfile), ProcessState::Gone(r));
+        f.spawn(&s).unwrap();
+        f.ignore_signal(&s.pidfile);
+        let later = Instant::now() + Duration::from_secs(1);
+        let rep = f.stop(&s.pidfile, "a", StopSignal::Term, Duration::ZERO, later).unwrap();
+        assert!(rep.forced && rep.found == 1);
+        assert_eq!(f.state(&s.pidfile), ProcessState::NoRecord);
+        assert!(f.find_program("sleep", "/usr/bin").is_some());
+        let mut with_user = spec("b");
+        with_user.user = Some("ghost".into());
+        assert!(matches!(f.spawn(&with_user), Err(BackendError::NotFound(_))));
+    }
+
+    #[test]
+    fn pidfile_text() {
+        let r = ProcessRecord { pid: 42, start_time: 7 };
+        assert_eq!(ProcessRecord::parse(&r.to_file_text()), Ok(r));
+        assert_eq!(ProcessRecord::parse("42\n"), Ok(ProcessRecord { pid: 42, start_time: 0 }));
+        for bad in ["", "x", "0", "1 2 3", "1 x"] {
+            assert!(ProcessRecord::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(StopSignal::parse("sigterm"), Some(StopSignal::Term));
+        assert_eq!(StopSignal::parse("TERMINATE"), None);
+    }
+}
