@@ -9,6 +9,7 @@
 pub mod fake;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod net;
 pub mod process;
 
 pub use process::{
@@ -19,6 +20,12 @@ pub use process::{
 #[cfg(target_os = "linux")]
 pub fn processes() -> Box<dyn Processes> {
     Box::new(linux::LinuxProcesses::new())
+}
+
+/// The network backend of the machine we run on.
+#[cfg(target_os = "linux")]
+pub fn network() -> Box<dyn net::Network> {
+    Box::new(linux::net::LinuxNetwork::new())
 }
 
 /// The syslog writer of the machine we run on, for [`hale_ocf::runner::main`].

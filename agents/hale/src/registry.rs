@@ -37,12 +37,13 @@ impl<A: Agent> AnyAgent for A {
 }
 
 /// The names of every agent, cheap (no construction).
-pub const NAMES: &[&str] = &["daemon"];
+pub const NAMES: &[&str] = &["daemon", "vip"];
 
 /// The agent called `name`, with this machine's backends.
 pub fn agent(name: &str) -> Option<Box<dyn AnyAgent>> {
     match name {
         "daemon" => Some(Box::new(hale_daemon::Daemon::new(hale_backend::processes()))),
+        "vip" => Some(Box::new(hale_vip::Vip::new(hale_backend::network()))),
         _ => None,
     }
 }

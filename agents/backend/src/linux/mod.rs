@@ -1,5 +1,6 @@
 //! The Linux backend: processes with nix and /proc; syslog through /dev/log.
 
+pub mod net;
 pub mod procfs;
 pub mod syslog;
 

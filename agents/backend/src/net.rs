@@ -1,0 +1,135 @@
+//! The network interface: addresses, links, connected routes and neighbour announcements.
+//! What a floating IP needs and nothing more; no OS type in it.
+
+use crate::process::BackendError;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+/// A network interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    pub index: u32,
+    pub name: String,
+    /// Administratively up.
+    pub up: bool,
+    /// The lower layer (carrier) is up.
+    pub lower_up: bool,
+    /// Hardware address, when it is Ethernet-like.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// An address configured on an interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressEntry {
+    pub ip: IpAddr,
+    pub prefix: u8,
+    pub interface: u32,
+    pub label: Option<String>,
+    /// IPv6 duplicate address detection still running.
+    pub tentative: bool,
+    /// IPv6 duplicate address detection found another holder.
+    pub dad_failed: bool,
+}
+
+/// A route to a directly connected network (`proto kernel scope link`, as findif uses).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectedRoute {
+    pub network: IpAddr,
+    pub prefix: u8,
+    pub interface: u32,
+}
+
+/// An address to add.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAddress {
+    pub ip: IpAddr,
+    pub prefix: u8,
+    pub interface: u32,
+    pub broadcast: Option<Ipv4Addr>,
+    /// IPv4 label (`eth0:web`).
+    pub label: Option<String>,
+    /// IPv6: skip duplicate address detection.
+    pub nodad: bool,
+    /// IPv6 preferred lifetime in seconds; None: forever.
+    pub preferred_lft: Option<u32>,
+}
+
+/// Which ARP packet announces an IPv4 address: some switches learn only from one kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArpMode {
+    Request,
+    Reply,
+}
+
+/// How to announce a new holder of an address to the neighbours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    pub count: u32,
+    pub interval: Duration,
+    pub mode: ArpMode,
+    /// Send the first at once and the rest from a detached process, so start returns after
+    /// the first (as IPaddr2's `arp_bg`).
+    pub background: bool,
+}
+
+/// Network configuration of this host (or of the network namespace entered).
+pub trait Network {
+    /// Switch this process to the named network namespace (before any other call).
+    fn enter_namespace(&self, name: &str) -> Result<(), BackendError>;
+    fn interfaces(&self) -> Result<Vec<Interface>, BackendError>;
+    /// Every address of the family of `like`.
+    fn addresses(&self, like: IpAddr) -> Result<Vec<AddressEntry>, BackendError>;
+    /// Connected routes of the family of `like` in the main table.
+    fn connected_routes(&self, like: IpAddr) -> Result<Vec<ConnectedRoute>, BackendError>;
+    /// Add an address; succeeds if it is already there.
+    fn add_address(&self, address: &NewAddress) -> Result<(), BackendError>;
+    /// Remove one address; succeeds if it is already gone.
+    fn remove_address(&self, ip: IpAddr, prefix: u8, interface: u32) -> Result<(), BackendError>;
+    /// Tell the neighbours that `ip` is now at `interface` (gratuitous ARP for IPv4, unsolicited
+    /// neighbour advertisement for IPv6).
+    fn announce(&self, ip: IpAddr, interface: &Interface, how: Announcement) -> Result<(), BackendError>;
+    /// IPv4: ask whether another host holds `ip` (an ARP probe); the MAC that answered.
+    fn probe_duplicate(
+        &self,
+        ip: Ipv4Addr,
+        interface: &Interface,
+        wait: Duration,
+    ) -> Result<Option<[u8; 6]>, BackendError>;
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Does `ip` lie in `network/prefix`?
+pub fn contains(network: IpAddr, prefix: u8, ip: IpAddr) -> bool {
+    match (network, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) if prefix <= 32 => {
+            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) if prefix <= 128 => {
+            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containment() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(contains(ip("10.0.0.0"), 24, ip("10.0.0.77")));
+        assert!(!contains(ip("10.0.0.0"), 24, ip("10.0.1.1")));
+        assert!(contains(ip("0.0.0.0"), 0, ip("1.2.3.4")));
+        assert!(contains(ip("fd00::"), 64, ip("fd00::5")));
+        assert!(!contains(ip("fd00::"), 64, ip("fd01::5")));
+        assert!(!contains(ip("10.0.0.0"), 8, ip("fd00::5")));
+        assert_eq!(format_mac(&[0, 0x1b, 2, 0xff, 4, 5]), "00:1b:02:ff:04:05");
+    }
+}
