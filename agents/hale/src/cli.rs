@@ -1,8 +1,8 @@
 //! The `hale` subcommands.
 
 use crate::registry::{self, AnyAgent};
-use crate::{describe, install};
-use clap::{Parser, Subcommand, ValueEnum};
+use crate::{describe, install, man};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use hale_ocf::{Action, Env};
 use std::path::PathBuf;
 
@@ -58,6 +58,15 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = "/usr/lib/ocf")]
         ocf_root: PathBuf,
     },
+    /// Print a manual page in roff: hale(8), or ocf_hale_AGENT(7) for an agent.
+    Man {
+        agent: Option<String>,
+        /// Write every page (man8/hale.8, man7/ocf_hale_<agent>.7) under DIR instead.
+        #[arg(long, value_name = "DIR", conflicts_with = "agent")]
+        out_dir: Option<PathBuf>,
+    },
+    /// Print the completion script for a shell.
+    Completions { shell: clap_complete::Shell },
 }
 
 fn find(name: &str) -> Result<Box<dyn AnyAgent>, String> {
@@ -144,6 +153,27 @@ fn run(cmd: Command) -> Result<i32, String> {
             for line in install::install(&ocf_root)? {
                 println!("installed {line}");
             }
+            Ok(0)
+        }
+        Command::Man { agent, out_dir } => {
+            let cmd = Cli::command();
+            match (agent, out_dir) {
+                (_, Some(dir)) => {
+                    for path in man::write_all(&dir, &cmd, &registry::agents())? {
+                        println!("wrote {}", path.display());
+                    }
+                }
+                (Some(agent), None) => {
+                    let a = find(agent.strip_prefix("ocf:hale:").unwrap_or(&agent))?;
+                    print!("{}", man::agent_page(a.as_ref(), registry::NAMES));
+                }
+                (None, None) => print!("{}", man::hale_page(&cmd, &registry::agents())),
+            }
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = man::for_completion(Cli::command());
+            clap_complete::generate(shell, &mut cmd, "hale", &mut std::io::stdout());
             Ok(0)
         }
     }

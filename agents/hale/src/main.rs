@@ -7,6 +7,7 @@
 mod cli;
 mod describe;
 mod install;
+mod man;
 mod registry;
 
 fn main() {
