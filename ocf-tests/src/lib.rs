@@ -6,6 +6,7 @@
 //! ocf-tester, crm_resource and pcs only see those. `ocf-tests/run` installs the fresh build
 //! first; a test that finds no agent fails and says so.
 
+pub mod netns;
 pub mod tables;
 
 use std::collections::BTreeMap;

@@ -261,10 +261,19 @@ impl Network for LinuxNetwork {
         if how.count == 1 {
             return Ok(());
         }
+        // Announce only while the address is still here: after a move, a late announcement
+        // from the old holder would point the neighbours back at it (and fail IPv6 DAD on the
+        // new holder).
+        let still_here = || {
+            self.addresses(ip).is_ok_and(|all| all.iter().any(|a| a.ip == ip && a.interface == interface.index))
+        };
         if how.background && background_child()? {
             // In the detached child: the remaining announcements, then exit at once.
             for _ in 1..how.count {
                 std::thread::sleep(how.interval);
+                if !still_here() {
+                    break;
+                }
                 let _ = send_one();
             }
             // SAFETY: _exit ends this forked child without running the parent's atexit work.
@@ -272,6 +281,9 @@ impl Network for LinuxNetwork {
         } else if !how.background {
             for _ in 1..how.count {
                 std::thread::sleep(how.interval);
+                if !still_here() {
+                    break;
+                }
                 send_one()?;
             }
         }
