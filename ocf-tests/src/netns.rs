@@ -71,7 +71,10 @@ impl Topology {
         // Link-local addresses must finish DAD before IPv6 neighbour discovery works.
         for h in &t.hosts {
             assert!(
-                crate::wait_for(std::time::Duration::from_secs(10), || !t.exec(h, &["ip", "-6", "addr", "show", "tentative"]).1.contains("inet6")),
+                crate::wait_for(std::time::Duration::from_secs(10), || !t
+                    .exec(h, &["ip", "-6", "addr", "show", "tentative"])
+                    .1
+                    .contains("inet6")),
                 "IPv6 DAD did not finish in {}",
                 h.ns
             );
@@ -87,7 +90,10 @@ impl Topology {
             .stdin(Stdio::null())
             .output()
             .expect("ip netns exec");
-        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
     }
 
     /// The MAC of a host's eth0.

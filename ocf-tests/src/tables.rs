@@ -2,6 +2,7 @@
 //! agent adds a table here, not a new harness.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// Parameters as (name, value) pairs.
 pub type Params = Vec<(String, String)>;
@@ -35,8 +36,13 @@ pub struct Table {
     /// Parameters of a resource whose start keeps waiting (never healthy): for killing start
     /// midway and for the deadline case. Start must fail inside its timeout, cleaning up.
     pub slow_start: fn(&Path) -> Params,
-    /// The `HALE_INSTANCE` mark on this instance's processes.
-    pub tag: fn(&str) -> String,
+    /// Why a `slow_start` start fails (part of its exit reason).
+    pub slow_reason: &'static str,
+    /// What of resource `instance` configured by `valid(dir)` is live on this node (process
+    /// ids, addresses): empty when stopped, exactly one entry when running.
+    pub active: fn(&str, &Path) -> Vec<String>,
+    /// Whether the agent runs processes that could outlive a lost record (the stray case).
+    pub runs_processes: bool,
     /// Where the agent keeps state for a resource configured by `valid(dir)` (watched to show
     /// a probe writes nothing).
     pub state_dirs: fn(&Path) -> Vec<PathBuf>,
@@ -75,7 +81,12 @@ pub const DAEMON: Table = Table {
         v.push(("health_command".into(), "false".into()));
         v
     },
-    tag: |instance| format!("daemon:{}", instance.rsplit_once(':').map_or(instance, |(b, _)| b)),
+    slow_reason: "not healthy",
+    active: |instance, _| {
+        let tag = format!("daemon:{}", instance.rsplit_once(':').map_or(instance, |(b, _)| b));
+        crate::tagged_processes(&tag).iter().map(u32::to_string).collect()
+    },
+    runs_processes: true,
     state_dirs: |dir| vec![dir.to_path_buf(), PathBuf::from("/run/hale")],
     bad: &[
         BadCase { unset: &["command"], ..bad("command missing", "validate-all", 6, "required parameter command") },
@@ -140,5 +151,93 @@ pub const DAEMON: Table = Table {
     ],
 };
 
+/// The network namespace the vip cases run in, shared by every case of this test process
+/// (each resource gets its own address), with `eth0` up on 10.78.0.0/16 and `slow0`, an
+/// interface whose link is down so that IPv6 duplicate address detection never ends.
+fn vip_host() -> &'static str {
+    static TOPOLOGY: OnceLock<crate::netns::Topology> = OnceLock::new();
+    let t = TOPOLOGY.get_or_init(|| {
+        let t = crate::netns::Topology::new(1);
+        let ns = &t.hosts[0].ns;
+        crate::netns::ip(&["-n", ns, "addr", "add", "10.78.0.1/16", "dev", "eth0"]);
+        crate::netns::ip(&["-n", &t.hub, "link", "add", "s0", "type", "veth", "peer", "name", "slow0", "netns", ns]);
+        t
+    });
+    &t.hosts[0].ns
+}
+
+/// A distinct address for each scratch directory (its name ends with a sequence number).
+fn vip_address(dir: &Path) -> String {
+    let seq: u32 = dir.to_string_lossy().rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    format!("10.78.{}.{}", 1 + seq / 250, 2 + seq % 250)
+}
+
+/// `ocf:hale:vip`.
+pub const VIP: Table = Table {
+    agent: "vip",
+    valid: |dir| p(&[("ip", &vip_address(dir)), ("network_namespace", vip_host())]),
+    slow_start: |dir| {
+        let seq = vip_address(dir).rsplit('.').next().unwrap_or("2").to_string();
+        p(&[
+            ("ip", &format!("fd78::{seq}")),
+            ("nic", "slow0"),
+            ("cidr_netmask", "64"),
+            ("check_link_status", "false"),
+            ("network_namespace", vip_host()),
+        ])
+    },
+    slow_reason: "did not finish in time",
+    active: |_, dir| {
+        let out = crate::netns::ip(&["-n", vip_host(), "-o", "addr", "show"]);
+        let v4 = format!(" {}/", vip_address(dir));
+        let seq = vip_address(dir).rsplit('.').next().unwrap_or("2").to_string();
+        let v6 = format!(" fd78::{seq}/");
+        out.lines().filter(|l| l.contains(&v4) || l.contains(&v6)).map(str::to_string).collect()
+    },
+    runs_processes: false,
+    state_dirs: |dir| vec![dir.to_path_buf()],
+    bad: &[
+        BadCase { unset: &["ip"], ..bad("ip missing", "validate-all", 6, "required parameter ip") },
+        BadCase { unset: &["ip"], ..bad("ip missing, probe", "monitor", 7, "") },
+        BadCase { unset: &["ip"], recurring: true, ..bad("ip missing, recurring monitor", "monitor", 1, "ip") },
+        BadCase { unset: &["ip"], ..bad("ip missing, stop", "stop", 0, "") },
+        BadCase { set: &[("ip", "10.78.0.999")], ..bad("bad address", "start", 6, "not an IPv4 or IPv6 address") },
+        BadCase { set: &[("ip", "127.0.0.5")], ..bad("loopback", "validate-all", 6, "cannot be a floating address") },
+        BadCase { set: &[("cidr_netmask", "33")], ..bad("prefix too long", "validate-all", 6, "larger than 32") },
+        BadCase {
+            set: &[("cidr_netmask", "255.0.255.0")],
+            ..bad("holey netmask", "validate-all", 6, "not a contiguous netmask")
+        },
+        BadCase { set: &[("nic", "eth0:1")], ..bad("legacy label in nic", "validate-all", 6, "use iflabel") },
+        BadCase {
+            set: &[("broadcast", "everyone")],
+            ..bad("bad broadcast", "validate-all", 6, "broadcast='everyone'")
+        },
+        BadCase { set: &[("arp_mode", "shout")], ..bad("bad arp_mode", "validate-all", 6, "arp_mode='shout'") },
+        BadCase { set: &[("arp_interval", "0")], ..bad("zero interval", "validate-all", 6, "arp_interval=0") },
+        BadCase {
+            set: &[("preferred_lft", "always")],
+            ..bad("bad lifetime", "validate-all", 6, "preferred_lft='always'")
+        },
+        BadCase { set: &[("nic", "eth7")], ..bad("missing nic, level 0", "validate-all", 0, "") },
+        BadCase {
+            set: &[("nic", "eth7")],
+            level: Some(10),
+            ..bad("missing nic, level 10", "validate-all", 2, "interface eth7 does not exist on this node")
+        },
+        BadCase { set: &[("nic", "eth7")], ..bad("missing nic, start", "start", 2, "interface eth7 does not exist") },
+        BadCase { set: &[("nic", "eth7")], ..bad("missing nic, probe", "monitor", 7, "") },
+        BadCase {
+            set: &[("network_namespace", "hale-no-such-ns")],
+            ..bad("missing namespace, start", "start", 2, "network namespace hale-no-such-ns does not exist")
+        },
+        BadCase {
+            set: &[("network_namespace", "hale-no-such-ns")],
+            ..bad("missing namespace, probe", "monitor", 7, "")
+        },
+        BadCase { set: &[("network_namespace", "hale-no-such-ns")], ..bad("missing namespace, stop", "stop", 0, "") },
+    ],
+};
+
 /// Every agent's table.
-pub const TABLES: &[&Table] = &[&DAEMON];
+pub const TABLES: &[&Table] = &[&DAEMON, &VIP];

@@ -29,7 +29,7 @@ fn ocf_tester_passes_every_agent() {
         let name = unique("tester");
         let (code, out) = ocf_tester(&name, t.agent, &(t.valid)(dir.path()));
         assert!(code == 0 && out.contains("passed all tests"), "ocf-tester on {}:\n{out}", t.agent);
-        assert!(tagged_processes(&(t.tag)(&name)).is_empty(), "ocf-tester left a service of {}", t.agent);
+        assert!((t.active)(&name, dir.path()).is_empty(), "ocf-tester left {} running", t.agent);
     }
 }
 

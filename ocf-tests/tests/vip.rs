@@ -76,7 +76,9 @@ fn parameters_and_interface_choice() {
     // No route on this node for the address: 2 (this node), with a reason.
     let far = vip(&t, 0, &[("ip", "192.0.2.10")]).run("start");
     assert_eq!(far.code, 2);
-    assert!(far.exit_reason().is_some_and(|r| r.contains("no interface on this node has a route to 192.0.2.10; set nic")));
+    assert!(far
+        .exit_reason()
+        .is_some_and(|r| r.contains("no interface on this node has a route to 192.0.2.10; set nic")));
     assert_eq!(vip(&t, 0, &[("ip", "192.0.2.10")]).env("OCF_CHECK_LEVEL", "10").run("validate-all").code, 2);
     assert_eq!(vip(&t, 0, &[("ip", "192.0.2.10")]).run("validate-all").code, 0, "level 0 does not look at the host");
     let nonic = vip(&t, 0, &[("ip", &v), ("nic", "eth9")]).run("start");
@@ -98,7 +100,11 @@ fn two_equal_interfaces_are_refused() {
     ip(&["-n", &h.ns, "link", "set", "eth1", "up"]);
     let out = vip(&t, 0, &[("ip", &format!("{NET4}.102"))]).run("start");
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.exit_reason().is_some_and(|r| r.contains("through eth0 and eth1 with the same prefix; set nic")), "{}", out.stderr);
+    assert!(
+        out.exit_reason().is_some_and(|r| r.contains("through eth0 and eth1 with the same prefix; set nic")),
+        "{}",
+        out.stderr
+    );
     assert_eq!(vip(&t, 0, &[("ip", &format!("{NET4}.102")), ("nic", "eth1")]).run("start").code, 0);
 }
 
@@ -129,7 +135,11 @@ fn duplicates_are_detected() {
     let out = vip(&t, 0, &[("ip", &v4), ("dup_check", "true")]).run("start");
     assert_eq!(out.code, 1, "{}", out.stderr);
     let holder = t.mac(&t.hosts[1]);
-    assert!(out.exit_reason().is_some_and(|r| r.contains(&format!("already in use on eth0's link by {holder}"))), "{}", out.stderr);
+    assert!(
+        out.exit_reason().is_some_and(|r| r.contains(&format!("already in use on eth0's link by {holder}"))),
+        "{}",
+        out.stderr
+    );
     assert!(!t.addresses(&t.hosts[0]).contains(&v4), "nothing added");
 
     let v6 = format!("{NET6}104");
@@ -161,10 +171,19 @@ fn ocf_tester_and_pcs() {
         let o = std::process::Command::new(require("pcs")).arg("-f").arg(&cib).args(args).output().unwrap();
         (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
     };
-    let (ok, text) = pcs(&["resource", "create", "ip1", "ocf:hale:vip", "ip=192.0.2.7", "cidr_netmask=24", "--agent-validation"]);
+    let (ok, text) =
+        pcs(&["resource", "create", "ip1", "ocf:hale:vip", "ip=192.0.2.7", "cidr_netmask=24", "--agent-validation"]);
     assert!(ok, "{text}");
     let (ok, text) = pcs(&["resource", "create", "ip2", "ocf:hale:vip", "ip=192.0.2.300", "--agent-validation"]);
     assert!(!ok && text.contains("parameter ip='192.0.2.300' is not an IPv4 or IPv6 address"), "{text}");
-    let (ok, text) = pcs(&["resource", "create", "ip3", "ocf:hale:vip", "ip=192.0.2.8", "iflabel=far-too-long-label", "--agent-validation"]);
+    let (ok, text) = pcs(&[
+        "resource",
+        "create",
+        "ip3",
+        "ocf:hale:vip",
+        "ip=192.0.2.8",
+        "iflabel=far-too-long-label",
+        "--agent-validation",
+    ]);
     assert!(!ok && text.contains("must fit in 15 characters"), "{text}");
 }

@@ -264,9 +264,8 @@ impl Network for LinuxNetwork {
         // Announce only while the address is still here: after a move, a late announcement
         // from the old holder would point the neighbours back at it (and fail IPv6 DAD on the
         // new holder).
-        let still_here = || {
-            self.addresses(ip).is_ok_and(|all| all.iter().any(|a| a.ip == ip && a.interface == interface.index))
-        };
+        let still_here =
+            || self.addresses(ip).is_ok_and(|all| all.iter().any(|a| a.ip == ip && a.interface == interface.index));
         if how.background && background_child()? {
             // In the detached child: the remaining announcements, then exit at once.
             for _ in 1..how.count {
