@@ -108,7 +108,7 @@ find "$common" -type f ! -path '*/usr/lib/ocf/lib/hale/hale' -exec chmod 0644 {}
 find "$common" -type d -exec chmod 0755 {} +
 
 # Every path goes into a control file, a spec or a file list: allow only plain names.
-bad=$(cd "$common" && find . ! -path . | grep -Ev '^\./[A-Za-z0-9._/+-]+$' || true)
+bad=$(find "$common" -mindepth 1 -printf '/%P\n' | grep -Ev '^/[A-Za-z0-9._/+-]+$' || true)
 [ -z "$bad" ] || die "unexpected characters in staged paths: $bad"
 
 # The package's description: the agents' list comes from `hale list` (the registry).

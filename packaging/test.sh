@@ -10,9 +10,12 @@
 #      dpkg -P: the state directory goes when empty.
 # Every check prints "ok" or "FAIL"; the last line is "N passed, M failed"; the exit status is
 # non-zero when anything failed. The chroot lives in /var/tmp and is removed on exit.
+#
+# Small checks run as `bash -c '...' _ "$value"...`: values reach the snippet as positional
+# parameters, never spliced into its text, hence single quotes throughout.
+# shellcheck disable=SC2016
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 start=$SECONDS
 
 [ "$(id -u)" = 0 ] || {
@@ -86,7 +89,7 @@ arch=$(dpkg --print-architecture)
 deb=target/packages/hale_${version}_${arch}.deb
 deb2=target/packages/hale_${bumped}_${arch}.deb
 rpm=target/packages/hale-${version}-1.$(uname -m).rpm
-[ -f "$deb" ] && [ -f "$rpm" ] || fatal "build.sh made $deb and $rpm"
+if [ ! -f "$deb" ] || [ ! -f "$rpm" ]; then fatal "build.sh made $deb and $rpm"; fi
 pass "build.sh made $deb and $rpm"
 
 # The bumped package is built while debootstrap downloads (one is CPU, the other network).
