@@ -6,6 +6,7 @@
 //! ocf-tester, crm_resource and pcs only see those. `ocf-tests/run` installs the fresh build
 //! first; a test that finds no agent fails and says so.
 
+pub mod cluster;
 pub mod netns;
 pub mod tables;
 
@@ -344,7 +345,7 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)
 
 /// Wait until `cond` holds, for at most `limit`; returns whether it did. Used to wait for a
 /// state, never to assert how long something took.
-pub fn wait_for(limit: Duration, cond: impl Fn() -> bool) -> bool {
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let until = Instant::now() + limit;
     loop {
         if cond() {

@@ -83,7 +83,8 @@ fn identity(name: &str) -> Result<Identity, BackendError> {
 }
 
 /// Everything that belongs to the service: the recorded process, its process group, its
-/// descendants, and every process carrying the tag. Keyed by pid, with the start time so a
+/// descendants, and every process carrying the tag in our network and mount namespaces
+/// (the same mark in another namespace belongs to another node or container). Keyed by pid, with the start time so a
 /// reused pid is never signalled by mistake.
 fn collect(record: Option<ProcessRecord>, tag: &str) -> BTreeMap<u32, u64> {
     let table = procfs::all();
@@ -95,7 +96,7 @@ fn collect(record: Option<ProcessRecord>, tag: &str) -> BTreeMap<u32, u64> {
         }
     }
     for s in &table {
-        if s.pid != me && s.is_alive() && procfs::has_env(s.pid, TAG_VARIABLE, tag) {
+        if s.pid != me && s.is_alive() && procfs::has_env(s.pid, TAG_VARIABLE, tag) && procfs::same_namespaces(s.pid) {
             found.insert(s.pid, s.start_time);
         }
     }

@@ -59,6 +59,16 @@ pub fn has_env(pid: u32, name: &str, value: &str) -> bool {
     environ.split(|b| *b == 0).any(|entry| entry == want.as_bytes())
 }
 
+/// Does `pid` live in this process's network and mount namespaces? A process elsewhere
+/// belongs to another container or test node, even if it carries the same mark.
+pub fn same_namespaces(pid: u32) -> bool {
+    ["net", "mnt"].iter().all(|ns| {
+        let mine = fs::read_link(format!("/proc/self/ns/{ns}"));
+        let theirs = fs::read_link(format!("/proc/{pid}/ns/{ns}"));
+        matches!((mine, theirs), (Ok(a), Ok(b)) if a == b)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +88,6 @@ mod tests {
         let me = stat(std::process::id()).unwrap();
         assert!(me.is_alive());
         assert!(me.start_time > 0);
+        assert!(same_namespaces(std::process::id()));
     }
 }
