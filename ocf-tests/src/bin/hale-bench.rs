@@ -16,9 +16,10 @@
 //! - The bench is a child subreaper, so services orphaned by `start` are reparented to it and
 //!   reaped at once. The container's PID 1 reaps lazily, and `kill -0` succeeds on a zombie:
 //!   without this, heartbeat:anything's stop would wait on a dead service.
-//! - Agents are started with fork(), like execd, not posix_spawn's vfork: at exec, Linux charges
-//!   the parent's memory to a vfork child's `ru_maxrss`. A fork child still inherits the bench's
-//!   anonymous pages; the header prints that floor (`/bin/true` measured the same way).
+//! - Peak RSS comes from N more runs under GNU `time -f %M`, not from the timed runs. At exec,
+//!   Linux keeps in the child's `ru_maxrss` the peak of the memory it had before exec, which a
+//!   fork or vfork child of this bench shares or copies: about 2 MiB, more than a shell agent
+//!   uses. `time` is a small C program, so its children start near zero.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -33,11 +34,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::libc;
 use nix::sys::prctl;
 use nix::sys::resource::{getrusage, UsageWho};
 use nix::sys::signal::{self, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
-use nix::sys::wait::WaitStatus;
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{self, Pid};
 
 const DEFAULT_RUNS: usize = 20;
@@ -51,13 +51,15 @@ const MONITOR_INTERVAL_MS: &str = "10000";
 /// The long-running service of hale:daemon and heartbeat:anything.
 const SERVICE_BIN: &str = "/bin/sleep";
 const SERVICE_ARGS: &str = "100000";
+/// GNU time's format for the peak RSS in KiB.
+const TIME_FORMAT: &str = "%M";
 /// The system calls whose successful calls the strace run counts.
 const STRACE_FILTER: &str = "trace=execve,clone,clone3,fork,vfork";
 /// Exit codes of the start+stop wrapper script when start or stop fails.
 const WRAPPER_START_FAILED: i32 = 101;
 const WRAPPER_STOP_FAILED: i32 = 102;
 
-/// Set by SIGINT/SIGTERM/SIGHUP. The handler has no SA_RESTART, so a blocking wait4 returns
+/// Set by SIGINT/SIGTERM/SIGHUP. The handler has no SA_RESTART, so a blocking waitpid returns
 /// EINTR and the bench can stop the agent and clean up instead of dying with services running.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -103,10 +105,7 @@ struct Options {
 impl Options {
     /// Parses the arguments; `None` means help was printed.
     fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Option<Self>> {
-        let mut options = Options {
-            runs: DEFAULT_RUNS,
-            agent_dir: PathBuf::from(DEFAULT_AGENT_DIR),
-        };
+        let mut options = Options { runs: DEFAULT_RUNS, agent_dir: PathBuf::from(DEFAULT_AGENT_DIR) };
         while let Some(arg) = args.next() {
             match arg.to_str() {
                 Some("--runs") => {
@@ -131,29 +130,37 @@ impl Options {
     }
 }
 
-/// The whole benchmark: set up, measure every agent, print the table. Cleanup runs when the
-/// [`Lab`] is dropped, on success, error or panic alike.
+/// The whole benchmark: set up, measure every agent, clean up (whether measuring failed or
+/// not), print the table. A panic still cleans up, in [`Lab`]'s Drop.
 fn run(options: &Options) -> Result<()> {
     if !unistd::geteuid().is_root() {
-        return Err(
-            "run as root: agents start services and write pidfiles like under pacemaker".into(),
-        );
+        return Err("run as root: agents start services and write pidfiles like under pacemaker".into());
     }
-    let strace =
-        find_in_path("strace").ok_or("strace not found in PATH (apt-get install strace)")?;
+    let tools = Tools {
+        strace: find_in_path("strace").ok_or("strace not found in PATH (apt-get install strace)")?,
+        time: find_in_path("time").ok_or("GNU time not found in PATH (apt-get install time)")?,
+    };
     let machine = Machine::describe();
     install_interrupt_handlers()?;
     prctl::set_child_subreaper(true).context(|| "prctl(PR_SET_CHILD_SUBREAPER)".into())?;
 
-    let mut lab = Lab::new(&options.agent_dir, strace)?;
-    let floor = lab.harness.floor(options.runs)?;
-    let mut rows = Vec::new();
-    for agent in 0..lab.agents.len() {
-        rows.extend(lab.bench_agent(agent, options.runs)?);
+    let other_load = OtherLoad::start()?;
+    let mut lab = Lab::new(&options.agent_dir, tools)?;
+    let outcome = lab.bench_all(options.runs);
+    let cleanup_problems = lab.cleanup();
+    let (floor, rows) = outcome.map_err(|e| {
+        let mut message = format!("benchmark aborted, no figures: {e}");
+        for problem in &cleanup_problems {
+            message.push_str(&format!("\ncleanup: {problem}"));
+        }
+        message
+    })?;
+    print_report(&machine, &other_load, options.runs, &floor, &rows);
+    if cleanup_problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("cleanup: {}", cleanup_problems.join("\ncleanup: ")))
     }
-    lab.cleanup();
-    print_report(&machine, options.runs, &floor, &rows);
-    Ok(())
 }
 
 /// The four agents under test, with the parameters that make them run `sleep 100000` (or
@@ -165,10 +172,7 @@ fn agents(agent_dir: &Path, scratch: &Path) -> Result<Vec<Agent>> {
             agent_dir,
             "hale",
             "daemon",
-            [
-                ("command", format!("{SERVICE_BIN} {SERVICE_ARGS}")),
-                ("pidfile", in_scratch("daemon.pid")),
-            ],
+            [("command", format!("{SERVICE_BIN} {SERVICE_ARGS}")), ("pidfile", in_scratch("daemon.pid"))],
         ),
         Agent::new(
             agent_dir,
@@ -180,26 +184,12 @@ fn agents(agent_dir: &Path, scratch: &Path) -> Result<Vec<Agent>> {
                 ("pidfile", in_scratch("anything.pid")),
             ],
         ),
-        Agent::new(
-            agent_dir,
-            "heartbeat",
-            "Dummy",
-            [("state", in_scratch("heartbeat-Dummy.state"))],
-        ),
-        Agent::new(
-            agent_dir,
-            "pacemaker",
-            "Dummy",
-            [("state", in_scratch("pacemaker-Dummy.state"))],
-        ),
+        Agent::new(agent_dir, "heartbeat", "Dummy", [("state", in_scratch("heartbeat-Dummy.state"))]),
+        Agent::new(agent_dir, "pacemaker", "Dummy", [("state", in_scratch("pacemaker-Dummy.state"))]),
     ];
     for agent in &list {
         if !agent.path.is_file() {
-            return Err(format!(
-                "{} is not installed ({} missing)",
-                agent.label(),
-                agent.path.display()
-            ));
+            return Err(format!("{} is not installed ({} missing)", agent.label(), agent.path.display()));
         }
     }
     Ok(list)
@@ -220,12 +210,7 @@ impl Agent {
         kind: &'static str,
         params: [(&'static str, String); N],
     ) -> Self {
-        Agent {
-            provider,
-            kind,
-            path: agent_dir.join(provider).join(kind),
-            params: params.into(),
-        }
+        Agent { provider, kind, path: agent_dir.join(provider).join(kind), params: params.into() }
     }
 
     /// `provider:type`, as in `ocf:provider:type`.
@@ -276,10 +261,9 @@ impl Op {
         match self {
             Op::Start => &[("OCF_RESKEY_CRM_meta_name", "start")],
             Op::Stop => &[("OCF_RESKEY_CRM_meta_name", "stop")],
-            Op::Monitor => &[
-                ("OCF_RESKEY_CRM_meta_name", "monitor"),
-                ("OCF_RESKEY_CRM_meta_interval", MONITOR_INTERVAL_MS),
-            ],
+            Op::Monitor => {
+                &[("OCF_RESKEY_CRM_meta_name", "monitor"), ("OCF_RESKEY_CRM_meta_interval", MONITOR_INTERVAL_MS)]
+            }
             Op::Probe | Op::MetaData => &[],
         }
     }
@@ -290,7 +274,8 @@ impl Op {
     }
 }
 
-/// A row of the table: what is timed, as one or more operations run back to back.
+/// A row of the table: what is timed, as one or more operations run back to back. Declared in
+/// table order, so that `measure as usize` is its index in [`Measure::ALL`].
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Measure {
     MonitorRunning,
@@ -301,12 +286,7 @@ enum Measure {
 
 impl Measure {
     /// Table order.
-    const ALL: [Measure; 4] = [
-        Measure::MonitorRunning,
-        Measure::StartStop,
-        Measure::MetaData,
-        Measure::MonitorStopped,
-    ];
+    const ALL: [Measure; 4] = [Measure::MonitorRunning, Measure::StartStop, Measure::MetaData, Measure::MonitorStopped];
 
     fn label(self) -> &'static str {
         match self {
@@ -327,22 +307,17 @@ impl Measure {
     }
 }
 
-/// Cost of one run (or of several runs added up).
+/// Time taken by one run (or by several runs added up).
 #[derive(Clone, Copy, Default)]
 struct Sample {
     wall: Duration,
     cpu: Duration,
-    max_rss_kib: i64,
 }
 
 impl Sample {
-    /// Two operations run one after the other: times add up, the peak is the larger one.
+    /// Two operations run one after the other: their times add up.
     fn then(self, next: Sample) -> Sample {
-        Sample {
-            wall: self.wall + next.wall,
-            cpu: self.cpu + next.cpu,
-            max_rss_kib: self.max_rss_kib.max(next.max_rss_kib),
-        }
+        Sample { wall: self.wall + next.wall, cpu: self.cpu + next.cpu }
     }
 }
 
@@ -354,18 +329,32 @@ struct Medians {
 }
 
 impl Medians {
-    fn of(samples: &[Sample]) -> Medians {
+    /// From the timed samples and the peak RSS (KiB) of the runs under `time`.
+    fn of(samples: &[Sample], rss_kib: &[u64]) -> Medians {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         Medians {
             wall_ms: median(samples.iter().map(|s| ms(s.wall)).collect()),
             cpu_ms: median(samples.iter().map(|s| ms(s.cpu)).collect()),
-            max_rss_mib: median(
-                samples
-                    .iter()
-                    .map(|s| s.max_rss_kib as f64 / 1024.0)
-                    .collect(),
-            ),
+            max_rss_mib: median(rss_kib.iter().map(|&kib| kib as f64 / 1024.0).collect()),
         }
+    }
+}
+
+/// The samples of one cell of the table.
+#[derive(Default)]
+struct Cell {
+    samples: Vec<Sample>,
+    rss_kib: Vec<u64>,
+}
+
+impl Cell {
+    fn push(&mut self, (sample, rss_kib): (Sample, u64)) {
+        self.samples.push(sample);
+        self.rss_kib.push(rss_kib);
+    }
+
+    fn medians(&self) -> Medians {
+        Medians::of(&self.samples, &self.rss_kib)
     }
 }
 
@@ -424,9 +413,7 @@ fn count_calls(trace: &str, skip_pid: Option<&str>) -> Counts {
         if let Some(head) = call.strip_suffix("<unfinished ...>") {
             unfinished.insert(pid, head);
         } else if let Some(resumed) = call.strip_prefix("<... ") {
-            let tail = resumed
-                .split_once(" resumed>")
-                .map_or(resumed, |(_, tail)| tail);
+            let tail = resumed.split_once(" resumed>").map_or(resumed, |(_, tail)| tail);
             let head = unfinished.remove(pid).unwrap_or_default();
             counts.add(&format!("{head}{tail}"));
         } else {
@@ -439,9 +426,7 @@ fn count_calls(trace: &str, skip_pid: Option<&str>) -> Counts {
 /// Splits strace's `PID ` prefix off a line (absent when only one process was traced).
 fn split_pid(line: &str) -> (&str, &str) {
     match line.split_once(' ') {
-        Some((pid, rest)) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
-            (pid, rest.trim_start())
-        }
+        Some((pid, rest)) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => (pid, rest.trim_start()),
         _ => ("", line),
     }
 }
@@ -465,12 +450,12 @@ struct Lab {
 }
 
 impl Lab {
-    fn new(agent_dir: &Path, strace: PathBuf) -> Result<Lab> {
+    fn new(agent_dir: &Path, tools: Tools) -> Result<Lab> {
         let scratch = PathBuf::from(format!("/tmp/hale-bench-{}", std::process::id()));
         fs::create_dir(&scratch).context(|| format!("creating {}", scratch.display()))?;
         // From here on, Drop removes the scratch directory whatever happens.
         let mut lab = Lab {
-            harness: Harness::new(scratch, strace),
+            harness: Harness::new(scratch, tools),
             agents: Vec::new(),
             maybe_running: Vec::new(),
             cleaned_up: false,
@@ -481,53 +466,90 @@ impl Lab {
         Ok(lab)
     }
 
-    /// All rows of one agent. Stopped-state measures come first; then the service is started
-    /// once (untimed) for the running monitor, and stopped again.
-    fn bench_agent(&mut self, agent: usize, runs: usize) -> Result<Vec<Row>> {
-        let mut rows = Vec::new();
-        for measure in [
-            Measure::MonitorStopped,
-            Measure::MetaData,
-            Measure::StartStop,
-        ] {
-            rows.push(self.measure(agent, measure, runs)?);
-        }
-        self.op(agent, Op::Start)?;
-        rows.push(self.measure(agent, Measure::MonitorRunning, runs)?);
-        self.op(agent, Op::Stop)?;
-        Ok(rows)
-    }
-
-    /// One row: a traced run first (it also warms the caches), then `runs` timed runs.
-    fn measure(&mut self, agent: usize, measure: Measure, runs: usize) -> Result<Row> {
-        let counts = self.traced(agent, measure)?;
-        let mut samples = Vec::with_capacity(runs);
+    /// The harness floor and every agent's rows. The runs are interleaved: each round takes
+    /// one sample of every cell, so that a disturbance (another process, the host) spoils one
+    /// sample of many cells, which the median drops, not a whole cell: a cell's 20 runs of a
+    /// 1 ms monitor would otherwise all fall within the same 50 ms.
+    fn bench_all(&mut self, runs: usize) -> Result<(Medians, Vec<Row>)> {
+        let counts = self.trace_all()?;
+        let mut floor = Cell::default();
+        let mut cells: Vec<[Cell; Measure::ALL.len()]> = self.agents.iter().map(|_| Default::default()).collect();
         for _ in 0..runs {
             check_interrupted()?;
-            let mut sample = Sample::default();
-            for &op in measure.ops() {
-                sample = sample.then(self.op(agent, op)?);
+            floor.push(self.harness.floor_once()?);
+            for (agent, cells) in cells.iter_mut().enumerate() {
+                self.each_measure(agent, |lab, measure| {
+                    cells[measure as usize].push(lab.sample(agent, measure)?);
+                    Ok(())
+                })?;
             }
-            samples.push(sample);
         }
-        Ok(Row {
-            measure,
-            agent: self.agents[agent].label(),
-            medians: Medians::of(&samples),
-            counts,
-        })
+        let mut rows = Vec::new();
+        for measure in Measure::ALL {
+            for (agent, cells) in cells.iter().enumerate() {
+                rows.push(Row {
+                    measure,
+                    agent: self.agents[agent].label(),
+                    medians: cells[measure as usize].medians(),
+                    counts: counts[agent][measure as usize],
+                });
+            }
+        }
+        Ok((floor.medians(), rows))
     }
 
-    /// Runs one operation and keeps track of whether its service may be running.
-    fn op(&mut self, agent: usize, op: Op) -> Result<Sample> {
+    /// The strace counts of every agent and measure: one run each, which also warms the caches.
+    fn trace_all(&mut self) -> Result<Vec<[Counts; Measure::ALL.len()]>> {
+        let mut all = Vec::new();
+        for agent in 0..self.agents.len() {
+            let mut counts = [Counts::default(); Measure::ALL.len()];
+            self.each_measure(agent, |lab, measure| {
+                counts[measure as usize] = lab.traced(agent, measure)?;
+                Ok(())
+            })?;
+            all.push(counts);
+        }
+        Ok(all)
+    }
+
+    /// Calls `f` for every measure of `agent`, each in the state it needs: the stopped-state
+    /// measures first, then the running monitor between an untimed start and stop.
+    fn each_measure(&mut self, agent: usize, mut f: impl FnMut(&mut Lab, Measure) -> Result<()>) -> Result<()> {
+        for measure in [Measure::MonitorStopped, Measure::MetaData, Measure::StartStop] {
+            check_interrupted()?;
+            f(self, measure)?;
+        }
+        self.op(agent, Op::Start, Harness::run_op)?;
+        f(self, Measure::MonitorRunning)?;
+        self.op(agent, Op::Stop, Harness::run_op)?;
+        Ok(())
+    }
+
+    /// One sample of `measure`: its operations timed, then run again under `time` for the
+    /// peak RSS (the larger of the two for start+stop).
+    fn sample(&mut self, agent: usize, measure: Measure) -> Result<(Sample, u64)> {
+        let mut sample = Sample::default();
+        for &op in measure.ops() {
+            sample = sample.then(self.op(agent, op, Harness::run_op)?);
+        }
+        let mut peak = 0;
+        for &op in measure.ops() {
+            peak = peak.max(self.op(agent, op, Harness::peak_rss)?);
+        }
+        Ok((sample, peak))
+    }
+
+    /// Runs one operation with `run` (timed, or under `time`) and keeps track of whether its
+    /// service may be running.
+    fn op<T>(&mut self, agent: usize, op: Op, run: fn(&Harness, &Agent, Op) -> Result<T>) -> Result<T> {
         if op == Op::Start {
             self.maybe_running[agent] = true;
         }
-        let sample = self.harness.run_op(&self.agents[agent], op)?;
+        let result = run(&self.harness, &self.agents[agent], op)?;
         if op == Op::Stop {
             self.maybe_running[agent] = false;
         }
-        Ok(sample)
+        Ok(result)
     }
 
     /// The strace counts of one run of `measure`.
@@ -538,64 +560,64 @@ impl Lab {
             self.maybe_running[agent] = false;
             Ok(counts)
         } else {
-            let [op] = measure.ops() else {
-                unreachable!("only start+stop has two operations")
-            };
+            let [op] = measure.ops() else { unreachable!("only start+stop has two operations") };
             self.harness.trace_op(&self.agents[agent], *op)
         }
     }
 
     /// Stops every service that may be running, kills what survives, removes the scratch
-    /// directory. Best effort: problems are reported, not returned, so that cleanup goes on.
-    fn cleanup(&mut self) {
+    /// directory. Best effort: it goes on past a problem, and returns what went wrong.
+    fn cleanup(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
         if self.cleaned_up {
-            return;
+            return problems;
         }
         self.cleaned_up = true;
         for (agent, running) in self.agents.iter().zip(&mut self.maybe_running) {
             if *running {
                 match self.harness.run_op(agent, Op::Stop) {
                     Ok(_) => *running = false,
-                    Err(e) => eprintln!("hale-bench: cleanup: {e}"),
+                    Err(e) => problems.push(e),
                 }
             }
         }
-        kill_orphans();
+        problems.extend(kill_orphans());
         let scratch = &self.harness.scratch;
         if let Err(e) = fs::remove_dir_all(scratch) {
-            eprintln!("hale-bench: cleanup: removing {}: {e}", scratch.display());
+            problems.push(format!("removing {}: {e}", scratch.display()));
+        }
+        problems
+    }
+}
+
+/// The safety net for a panic: the normal paths call [`Lab::cleanup`] themselves.
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for problem in self.cleanup() {
+            eprintln!("hale-bench: cleanup: {problem}");
         }
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        self.cleanup();
-    }
+/// The measuring tools the bench runs agents under.
+struct Tools {
+    strace: PathBuf,
+    time: PathBuf,
 }
 
 /// Spawns agents with execd's environment, waits for them and measures them.
 struct Harness {
     scratch: PathBuf,
-    strace: PathBuf,
+    tools: Tools,
     /// The working directory execd gives agents, if it exists here.
     cwd: PathBuf,
     watchdog: Option<Watchdog>,
 }
 
 impl Harness {
-    fn new(scratch: PathBuf, strace: PathBuf) -> Harness {
+    fn new(scratch: PathBuf, tools: Tools) -> Harness {
         let execd_cwd = Path::new("/var/lib/pacemaker/cores");
-        Harness {
-            scratch,
-            strace,
-            cwd: if execd_cwd.is_dir() {
-                execd_cwd.into()
-            } else {
-                "/".into()
-            },
-            watchdog: None,
-        }
+        Harness { scratch, tools, cwd: if execd_cwd.is_dir() { execd_cwd.into() } else { "/".into() }, watchdog: None }
     }
 
     /// The environment pacemaker-execd gives every agent (research: pacemaker-lab.md §4).
@@ -611,14 +633,8 @@ impl Harness {
             ("HA_LOGFACILITY", "daemon"),
             ("HA_logfacility", "daemon"),
         ];
-        let mut env: Vec<(String, String)> = fixed
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        env.push((
-            "HA_LOGFILE".into(),
-            self.scratch.join("ha.log").to_string_lossy().into(),
-        ));
+        let mut env: Vec<(String, String)> = fixed.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        env.push(("HA_LOGFILE".into(), self.scratch.join("ha.log").to_string_lossy().into()));
         env.push(("OCF_RESOURCE_INSTANCE".into(), agent.instance()));
         env.push(("OCF_RESOURCE_TYPE".into(), agent.kind.into()));
         env.push(("OCF_RESOURCE_PROVIDER".into(), agent.provider.into()));
@@ -629,24 +645,15 @@ impl Harness {
     fn op_env(&self, agent: &Agent, op: Op) -> Vec<(String, String)> {
         let mut env = self.base_env(agent);
         if op.takes_params() {
-            env.extend(
-                agent
-                    .params
-                    .iter()
-                    .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.clone())),
-            );
+            env.extend(agent.params.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.clone())));
         }
-        env.extend(
-            op.meta_env()
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
+        env.extend(op.meta_env().iter().map(|(k, v)| (k.to_string(), v.to_string())));
         env
     }
 
     /// A command with exactly `env`, stdin on /dev/null and stdout/stderr in scratch files
-    /// named `log` (kept to explain a failure). It is started with fork() (see the module
-    /// doc) in a process group of its own, so the watchdog can kill the whole tree.
+    /// named `log` (kept to explain a failure), in a process group of its own so that the
+    /// watchdog can kill the whole tree.
     fn command(&self, program: &Path, env: &[(String, String)], log: &str) -> Result<Command> {
         let out = self.scratch.join(format!("{log}.out"));
         let err = self.scratch.join(format!("{log}.err"));
@@ -659,13 +666,8 @@ impl Harness {
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .stdout(stdout)
-            .stderr(stderr);
-        // SAFETY: the hook makes one async-signal-safe system call and allocates nothing.
-        // Having a pre_exec hook makes std use fork() rather than posix_spawn (vfork).
-        if std::env::var_os("HB_VFORK").is_some() { command.process_group(0); } else {
-        unsafe {
-            command.pre_exec(|| Ok(unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?));
-        }}
+            .stderr(stderr)
+            .process_group(0);
         Ok(command)
     }
 
@@ -675,7 +677,7 @@ impl Harness {
         let mut command = self.command(&agent.path, &self.op_env(agent, op), &log)?;
         command.arg(op.action());
         let what = format!("{} {}", agent.label(), op.action());
-        let (rc, sample) = self.spawn_and_wait(command, &what)?;
+        let (rc, sample) = self.spawn_and_wait(command, &what, &log)?;
         self.expect_rc(&what, rc, op.expected_rc(), &log)?;
         Ok(sample)
     }
@@ -687,7 +689,7 @@ impl Harness {
         let mut command = self.strace_command(&trace, &self.op_env(agent, op), &log)?;
         command.arg(&agent.path).arg(op.action());
         let what = format!("{} {} (under strace)", agent.label(), op.action());
-        let (rc, _) = self.spawn_and_wait(command, &what)?;
+        let (rc, _) = self.spawn_and_wait(command, &what, &log)?;
         self.expect_rc(&what, rc, op.expected_rc(), &log)?;
         Ok(count_calls(&read_trace(&trace)?, None))
     }
@@ -704,13 +706,9 @@ impl Harness {
              OCF_RESKEY_CRM_meta_name=stop \"$0\" stop || exit {WRAPPER_STOP_FAILED}"
         );
         let mut command = self.strace_command(&trace, &self.op_env(agent, Op::Start), &log)?;
-        command
-            .arg("/bin/sh")
-            .arg("-c")
-            .arg(script)
-            .arg(&agent.path);
+        command.arg("/bin/sh").arg("-c").arg(script).arg(&agent.path);
         let what = format!("{} start+stop (under strace)", agent.label());
-        let (rc, _) = self.spawn_and_wait(command, &what)?;
+        let (rc, _) = self.spawn_and_wait(command, &what, &log)?;
         let what = match rc {
             WRAPPER_START_FAILED => format!("{} start (under strace)", agent.label()),
             WRAPPER_STOP_FAILED => format!("{} stop (under strace)", agent.label()),
@@ -722,35 +720,52 @@ impl Harness {
         Ok(count_calls(&trace, wrapper))
     }
 
-    /// `strace -f -qq -e trace=... -o TRACE --`, ready for the traced program's arguments.
-    fn strace_command(&self, trace: &Path, env: &[(String, String)], log: &str) -> Result<Command> {
-        let mut command = self.command(&self.strace, env, log)?;
-        command
-            .args(["-f", "-qq", "-e", STRACE_FILTER, "-o"])
-            .arg(trace)
-            .arg("--");
+    /// Runs `op` once under GNU time and returns the peak RSS of its process tree, in KiB.
+    fn peak_rss(&self, agent: &Agent, op: Op) -> Result<u64> {
+        let log = format!("{}.{}.time", agent.instance(), op.action());
+        let report = self.scratch.join(format!("{log}.rss"));
+        let mut command = self.time_command(&report, &self.op_env(agent, op), &log)?;
+        command.arg(&agent.path).arg(op.action());
+        let what = format!("{} {} (under time)", agent.label(), op.action());
+        let (rc, _) = self.spawn_and_wait(command, &what, &log)?;
+        self.expect_rc(&what, rc, op.expected_rc(), &log)?;
+        read_peak_rss(&report)
+    }
+
+    /// `time -f %M -o REPORT`, ready for the measured program's arguments.
+    fn time_command(&self, report: &Path, env: &[(String, String)], log: &str) -> Result<Command> {
+        let mut command = self.command(&self.tools.time, env, log)?;
+        command.args(["-f", TIME_FORMAT, "-o"]).arg(report);
         Ok(command)
     }
 
-    /// The harness's own floor: `/bin/true`, started and measured like an agent.
-    fn floor(&self, runs: usize) -> Result<Medians> {
-        let mut samples = Vec::with_capacity(runs);
-        for _ in 0..runs {
-            let command = self.command(Path::new("/bin/true"), &[], "true")?;
-            let (rc, sample) = self.spawn_and_wait(command, "/bin/true")?;
-            self.expect_rc("/bin/true", rc, 0, "true")?;
-            samples.push(sample);
-        }
-        Ok(Medians::of(&samples))
+    /// `strace -f -qq -e trace=... -o TRACE --`, ready for the traced program's arguments.
+    fn strace_command(&self, trace: &Path, env: &[(String, String)], log: &str) -> Result<Command> {
+        let mut command = self.command(&self.tools.strace, env, log)?;
+        command.args(["-f", "-qq", "-e", STRACE_FILTER, "-o"]).arg(trace).arg("--");
+        Ok(command)
+    }
+
+    /// One sample of the harness's own floor: `/bin/true`, started and measured like an agent.
+    fn floor_once(&self) -> Result<(Sample, u64)> {
+        let (program, log) = ("/bin/true", "true");
+        let command = self.command(Path::new(program), &[], log)?;
+        let (rc, sample) = self.spawn_and_wait(command, program, log)?;
+        self.expect_rc(program, rc, 0, log)?;
+
+        let report = self.scratch.join("true.rss");
+        let mut command = self.time_command(&report, &[], log)?;
+        command.arg(program);
+        let (rc, _) = self.spawn_and_wait(command, program, log)?;
+        self.expect_rc(program, rc, 0, log)?;
+        Ok((sample, read_peak_rss(&report)?))
     }
 
     /// Spawns `command` and waits for it. Wall time is an Instant around spawn and wait.
     /// CPU time is the growth of getrusage(RUSAGE_CHILDREN), which holds the user+sys time of
     /// every reaped child and of the descendants they reaped, minus the orphans (services)
-    /// reaped meanwhile. Peak RSS is the child's own wait4 rusage: RUSAGE_CHILDREN's maxrss is
-    /// a maximum over the bench's whole life, so deltas of it mean nothing.
-    /// Returns the exit code (128+signal if killed by a signal).
-    fn spawn_and_wait(&self, mut command: Command, what: &str) -> Result<(i32, Sample)> {
+    /// reaped meanwhile. Returns the exit code (128+signal if killed by a signal).
+    fn spawn_and_wait(&self, mut command: Command, what: &str, log: &str) -> Result<(i32, Sample)> {
         let before = children_cpu()?;
         let start = Instant::now();
         let child = command.spawn().context(|| format!("starting {what}"))?;
@@ -763,17 +778,10 @@ impl Harness {
         let timed_out = self.watchdog.as_ref().is_some_and(Watchdog::disarm);
         let reaped = reaped.context(|| format!("waiting for {what}"))?;
         if timed_out {
-            return Err(format!(
-                "{what} did not finish within {OP_TIMEOUT:?}: killed"
-            ));
+            return Err(format!("{what} did not finish within {OP_TIMEOUT:?}: killed{}", self.output_tail(log)));
         }
         let cpu = (children_cpu()? - before).saturating_sub(reaped.orphans_cpu);
-        let sample = Sample {
-            wall,
-            cpu,
-            max_rss_kib: reaped.usage.ru_maxrss,
-        };
-        Ok((exit_code(reaped.status), sample))
+        Ok((exit_code(reaped.status), Sample { wall, cpu }))
     }
 
     /// Fails with the agent's output if `rc` is not `expected`.
@@ -781,18 +789,22 @@ impl Harness {
         if rc == expected {
             return Ok(());
         }
-        let tail = |ext: &str| {
-            let path = self.scratch.join(format!("{log}.{ext}"));
+        Err(format!("{what} exited with {rc}, expected {expected}{}", self.output_tail(log)))
+    }
+
+    /// The last lines of what the run named `log` wrote, to show with an error.
+    fn output_tail(&self, log: &str) -> String {
+        let mut tail = String::new();
+        for stream in ["err", "out"] {
+            let path = self.scratch.join(format!("{log}.{stream}"));
             let text = fs::read_to_string(&path).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(15)..].join("\n    ")
-        };
-        Err(format!(
-            "{what} exited with {rc}, expected {expected}: refusing to time a failing agent\n  \
-             stderr:\n    {}\n  stdout:\n    {}",
-            tail("err"),
-            tail("out")
-        ))
+            if !lines.is_empty() {
+                tail.push_str(&format!("\n  std{stream}:\n    "));
+                tail.push_str(&lines[lines.len().saturating_sub(15)..].join("\n    "));
+            }
+        }
+        tail
     }
 }
 
@@ -801,65 +813,51 @@ fn read_trace(path: &Path) -> Result<String> {
     fs::read_to_string(path).context(|| format!("reading strace output {}", path.display()))
 }
 
+/// Reads the peak RSS (KiB) that `time -f %M -o FILE` wrote: the last line, after a
+/// "Command exited with non-zero status" line if the agent returned non-zero.
+fn read_peak_rss(path: &Path) -> Result<u64> {
+    let text = fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
+    let last = text.lines().last().unwrap_or_default().trim();
+    last.parse().context(|| format!("{}: not a size in KiB: {last:?}", path.display()))
+}
+
 /// What reaping an agent yielded.
 struct Reaped {
     status: WaitStatus,
-    /// The agent's rusage: its own and that of the descendants it waited for.
-    usage: libc::rusage,
     /// CPU time of orphaned services reaped while waiting (not the agent's work).
     orphans_cpu: Duration,
 }
 
 /// Waits until `pid` is reaped, reaping orphans reparented to us (we are a subreaper) on the
-/// way, so that they never linger as zombies. On SIGINT/SIGTERM/SIGHUP, kills the agent's
-/// process group first, so that cleanup can begin.
+/// way, so that they never linger as zombies; what each orphan adds to RUSAGE_CHILDREN is
+/// noted. On SIGINT/SIGTERM/SIGHUP, kills the agent's process group first, so that cleanup
+/// can begin.
 fn reap_child(pid: Pid) -> Result<Reaped> {
     let mut orphans_cpu = Duration::ZERO;
     loop {
-        match wait4_any() {
-            Ok((reaped, status, usage)) if reaped == pid => {
-                let status = WaitStatus::from_raw(pid, status).context(|| "wait status".into())?;
-                return Ok(Reaped {
-                    status,
-                    usage,
-                    orphans_cpu,
-                });
-            }
-            Ok((_, _, usage)) => orphans_cpu += cpu_of(&usage),
+        let before = children_cpu()?;
+        match waitpid(None, None) {
+            Ok(status) if status.pid() == Some(pid) => return Ok(Reaped { status, orphans_cpu }),
+            Ok(_) => orphans_cpu += children_cpu()? - before,
             Err(Errno::EINTR) if INTERRUPTED.load(Ordering::SeqCst) => {
                 let _ = signal::killpg(pid, Signal::SIGKILL);
-                let _ = nix::sys::wait::waitpid(pid, None);
+                let _ = waitpid(pid, None);
                 return Err("interrupted".into());
             }
             Err(Errno::EINTR) => {}
-            Err(e) => return Err(format!("wait4: {e}")),
+            Err(e) => return Err(format!("waitpid: {e}")),
         }
     }
-}
-
-/// Reaps any one child with wait4(2): nix has no wrapper that returns the rusage.
-fn wait4_any() -> Result<(Pid, i32, libc::rusage), Errno> {
-    let mut status = 0;
-    // SAFETY: rusage is plain data, for which all zero bytes is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers refer to live, writable locals of the right types.
-    let pid = unsafe { libc::wait4(-1, &mut status, 0, &mut usage) };
-    Errno::result(pid).map(|pid| (Pid::from_raw(pid), status, usage))
-}
-
-/// user+sys time of an rusage.
-fn cpu_of(usage: &libc::rusage) -> Duration {
-    let micros = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64;
-    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
 }
 
 /// user+sys time of all reaped children so far.
 fn children_cpu() -> Result<Duration> {
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN).context(|| "getrusage".into())?;
-    let micros = |tv: nix::sys::time::TimeVal| tv.tv_sec() as u64 * 1_000_000 + tv.tv_usec() as u64;
-    Ok(Duration::from_micros(
-        micros(usage.user_time()) + micros(usage.system_time()),
-    ))
+    Ok(timeval(usage.user_time()) + timeval(usage.system_time()))
+}
+
+fn timeval(tv: nix::sys::time::TimeVal) -> Duration {
+    Duration::from_micros(tv.tv_sec() as u64 * 1_000_000 + tv.tv_usec() as u64)
 }
 
 /// The shell's convention: the exit code, or 128+signal.
@@ -872,32 +870,34 @@ fn exit_code(status: WaitStatus) -> i32 {
 }
 
 /// Last resort of cleanup: SIGKILL every process still reparented to us (a service that stop
-/// did not end), by pid, then reap them.
-fn kill_orphans() {
-    let me = std::process::id().to_string();
+/// did not end), by pid, then reap them. Returns what it killed.
+fn kill_orphans() -> Vec<String> {
     let Ok(entries) = fs::read_dir("/proc") else {
-        return;
+        return vec!["cannot read /proc to look for leftover processes".into()];
     };
-    let mut killed = 0;
+    let me = std::process::id();
+    let mut killed = Vec::new();
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else {
             continue;
         };
         let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        // Fields after the ")" that ends the command name: state, ppid, ...
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1));
-        if ppid == Some(me.as_str()) {
-            eprintln!("hale-bench: cleanup: killing leftover process {pid}");
+        // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so split at the last ")".
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let (state, ppid) = (fields.next(), fields.next().and_then(|p| p.parse::<u32>().ok()));
+        if ppid == Some(me) {
             let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-            killed += 1;
+            let comm = head.split_once('(').map_or("?", |(_, comm)| comm);
+            if state != Some("Z") {
+                killed.push(format!("killed leftover process {pid} ({comm})"));
+            }
+            let _ = waitpid(Pid::from_raw(pid), None);
         }
     }
-    for _ in 0..killed {
-        let _ = nix::sys::wait::waitpid(None, None);
-    }
+    killed
 }
 
 /// Kills the agent's process group when it overruns the operation timeout, as execd does, so
@@ -915,7 +915,7 @@ struct WatchState {
 
 impl Watchdog {
     /// Starts the thread with the interrupt signals blocked, so that they reach the main
-    /// thread and interrupt its wait4.
+    /// thread and interrupt its waitpid.
     fn start() -> Result<Watchdog> {
         let state = Arc::new(Mutex::new(WatchState::default()));
         let signals = interrupt_signals();
@@ -923,9 +923,7 @@ impl Watchdog {
         signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), Some(&mut old))
             .context(|| "blocking signals".into())?;
         let shared = Arc::clone(&state);
-        let spawned = thread::Builder::new()
-            .name("watchdog".into())
-            .spawn(move || Watchdog::watch(&shared));
+        let spawned = thread::Builder::new().name("watchdog".into()).spawn(move || Watchdog::watch(&shared));
         signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)
             .context(|| "restoring the signal mask".into())?;
         spawned.context(|| "starting the watchdog thread".into())?;
@@ -948,10 +946,7 @@ impl Watchdog {
 
     fn arm(&self, pgid: Pid, timeout: Duration) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        *state = WatchState {
-            target: Some((pgid, Instant::now() + timeout)),
-            fired: false,
-        };
+        *state = WatchState { target: Some((pgid, Instant::now() + timeout)), fired: false };
     }
 
     /// Disarms; true if the timeout had fired.
@@ -969,17 +964,13 @@ fn interrupt_signals() -> SigSet {
     set
 }
 
-extern "C" fn on_interrupt(_: libc::c_int) {
+extern "C" fn on_interrupt(_: nix::libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
 /// Catches SIGINT/SIGTERM/SIGHUP without SA_RESTART (see [`INTERRUPTED`]).
 fn install_interrupt_handlers() -> Result<()> {
-    let action = SigAction::new(
-        SigHandler::Handler(on_interrupt),
-        signal::SaFlags::empty(),
-        SigSet::empty(),
-    );
+    let action = SigAction::new(SigHandler::Handler(on_interrupt), signal::SaFlags::empty(), SigSet::empty());
     for signal in interrupt_signals().iter() {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { signal::sigaction(signal, &action) }.context(|| format!("sigaction {signal}"))?;
@@ -997,10 +988,7 @@ fn check_interrupted() -> Result<()> {
 
 /// `program` in the agents' PATH.
 fn find_in_path(program: &str) -> Option<PathBuf> {
-    AGENT_PATH
-        .split(':')
-        .map(|dir| Path::new(dir).join(program))
-        .find(|path| path.is_file())
+    AGENT_PATH.split(':').map(|dir| Path::new(dir).join(program)).find(|path| path.is_file())
 }
 
 /// What the numbers were measured on.
@@ -1018,8 +1006,7 @@ impl Machine {
             .ok()
             .and_then(|info| {
                 info.lines().find_map(|l| {
-                    l.strip_prefix("model name")
-                        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+                    l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
                 })
             })
             .unwrap_or_else(|| "unknown CPU".into());
@@ -1030,14 +1017,7 @@ impl Machine {
             date: output_of("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
             versions: output_of(
                 "dpkg-query",
-                &[
-                    "-W",
-                    "-f",
-                    "${Package} ${Version}, ",
-                    "pacemaker",
-                    "resource-agents",
-                    "strace",
-                ],
+                &["-W", "-f", "${Package} ${Version}, ", "pacemaker", "resource-agents", "strace"],
             )
             .trim_end_matches([',', ' '])
             .to_owned(),
@@ -1045,49 +1025,110 @@ impl Machine {
     }
 }
 
+/// How busy the machine was with work other than the bench's: other processes skew the
+/// figures (wall time most), and the load average cannot tell, as it also counts tasks that
+/// sleep uninterruptibly. Busy time from /proc/stat, minus the bench's own and its children's.
+struct OtherLoad {
+    start: Instant,
+    busy: Duration,
+    own: Duration,
+}
+
+impl OtherLoad {
+    fn start() -> Result<OtherLoad> {
+        Ok(OtherLoad { start: Instant::now(), busy: machine_busy()?, own: own_cpu()? })
+    }
+
+    /// The others' share of all CPUs since `start`, in percent.
+    fn percent(&self) -> Result<f64> {
+        let wall = self.start.elapsed().as_secs_f64();
+        let cpus = thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let busy = (machine_busy()? - self.busy).as_secs_f64();
+        let own = (own_cpu()? - self.own).as_secs_f64();
+        Ok(((busy - own) / (wall * cpus) * 100.0).max(0.0))
+    }
+}
+
+/// Busy time of all CPUs since boot: /proc/stat's first line, in USER_HZ ticks (100 per second
+/// in Linux's ABI), without idle and iowait.
+fn machine_busy() -> Result<Duration> {
+    let stat = fs::read_to_string("/proc/stat").context(|| "reading /proc/stat".into())?;
+    let line = stat.lines().next().unwrap_or_default();
+    let ticks: Vec<u64> = line.split_whitespace().skip(1).map_while(|t| t.parse().ok()).collect();
+    let [user, nice, system, _idle, _iowait, irq, softirq, steal, ..] = ticks[..] else {
+        return Err(format!("/proc/stat: unexpected first line {line:?}"));
+    };
+    Ok(Duration::from_millis((user + nice + system + irq + softirq + steal) * 10))
+}
+
+/// user+sys time of the bench and of all its reaped children.
+fn own_cpu() -> Result<Duration> {
+    let usage = getrusage(UsageWho::RUSAGE_SELF).context(|| "getrusage".into())?;
+    Ok(children_cpu()? + timeval(usage.user_time()) + timeval(usage.system_time()))
+}
+
 /// A command's trimmed stdout, or a placeholder: the header must not stop the benchmark.
 fn output_of(program: &str, args: &[&str]) -> String {
-    match Command::new(program)
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-    {
+    match Command::new(program).args(args).stderr(Stdio::null()).output() {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
         Ok(out) => format!("({program} failed: {})", out.status),
         Err(e) => format!("({program}: {e})"),
     }
 }
 
-fn print_report(machine: &Machine, runs: usize, floor: &Medians, rows: &[Row]) {
+fn print_report(machine: &Machine, other_load: &OtherLoad, runs: usize, floor: &Medians, rows: &[Row]) {
     println!("hale-bench: one operation of ocf:hale:daemon next to the stock shell agents");
-    println!(
-        "machine: {} CPUs ({}), {}",
-        machine.cpus, machine.cpu_model, machine.kernel
-    );
+    println!("machine: {} CPUs ({}), {}", machine.cpus, machine.cpu_model, machine.kernel);
     println!("date:    {}", machine.date);
+    match other_load.percent() {
+        Ok(percent) => println!("others:  {percent:.0}% of all CPUs was used by other processes during the run"),
+        Err(e) => println!("others:  unknown ({e})"),
+    }
     println!("stock:   {}", machine.versions);
+    println!("method:  medians of {runs} runs; each run a fresh process with execd's environment");
+    println!("         (OCF_*, CRM_meta_timeout=20000, LC_ALL=C, PATH, HA_LOGFACILITY=daemon, ...).");
+    println!("         service of daemon and anything: {SERVICE_BIN} {SERVICE_ARGS}");
+    println!("         monitor: recurring (interval {MONITOR_INTERVAL_MS} ms), depth 0, running, rc 0");
+    println!("         monitor (stopped): the probe (no interval), rc 7");
+    println!("         start+stop: start then stop, from stopped, their times added");
+    println!("         meta-data: without instance parameters, as execd fetches it");
+    println!("         interleaved: each of the {runs} rounds takes one sample of every cell");
     println!(
-        "method:  median of {runs} runs per cell; each run a fresh process with execd's environment\n         \
-         (OCF_*, CRM_meta_timeout=20000, LC_ALL=C, PATH, HA_LOGFACILITY/HA_logfacility=daemon, HA_LOGFILE)"
-    );
-    println!("         service of daemon and anything: {SERVICE_BIN} {SERVICE_ARGS}; monitor = recurring, interval {MONITOR_INTERVAL_MS} ms, depth 0;");
-    println!("         monitor (stopped) = probe (no interval), rc 7; start+stop = start then stop from stopped, times added");
-    println!(
-        "floor:   /bin/true run the same way: wall {:.2} ms, cpu {:.2} ms, max RSS {:.1} MiB",
+        "floor:   /bin/true measured the same way: wall {:.2} ms, cpu {:.2} ms, RSS {:.1} MiB",
         floor.wall_ms, floor.cpu_ms, floor.max_rss_mib
     );
     println!();
+    print_table(rows);
+    println!();
+    for note in NOTES {
+        println!("{note}");
+    }
+    print_ratio(rows);
+}
+
+/// What the columns mean.
+const NOTES: [&str; 7] = [
+    "wall:    Instant around spawn + wait.",
+    "cpu:     user+sys of the agent and all its descendants (RUSAGE_CHILDREN delta),",
+    "         not counting the service process itself.",
+    "RSS:     peak RSS of the largest process of the agent's tree (GNU time %M, N more runs).",
+    "execve, forks, threads: successful calls in one extra run under strace -f. execve INCLUDES",
+    "         the agent's own exec (1 = no other program). start+stop: both agents' and the",
+    "         service's. forks: fork, vfork, clone/clone3 without CLONE_THREAD.",
+];
+
+fn print_table(rows: &[Row]) {
+    let rule = "-".repeat(86);
     println!(
-        "{:<18} {:<20} {:>8} {:>8} {:>8} {:>6} {:>6} {:>7}",
+        "{:<18} {:<19} {:>8} {:>7} {:>7} {:>6} {:>6} {:>7}",
         "action", "agent", "wall ms", "cpu ms", "RSS MiB", "execve", "forks", "threads"
     );
-    println!("{}", "-".repeat(88));
+    println!("{rule}");
     for measure in Measure::ALL {
         for row in rows.iter().filter(|r| r.measure == measure) {
-            let m = &row.medians;
-            let c = &row.counts;
+            let (m, c) = (&row.medians, &row.counts);
             println!(
-                "{:<18} {:<20} {:>8.2} {:>8.2} {:>8.1} {:>6} {:>6} {:>7}",
+                "{:<18} {:<19} {:>8.2} {:>7.2} {:>7.1} {:>6} {:>6} {:>7}",
                 measure.label(),
                 row.agent,
                 m.wall_ms,
@@ -1099,38 +1140,24 @@ fn print_report(machine: &Machine, runs: usize, floor: &Medians, rows: &[Row]) {
             );
         }
     }
-    println!("{}", "-".repeat(88));
-    println!("wall: Instant around spawn+wait. cpu: user+sys of the agent and all its descendants");
-    println!(
-        "  (RUSAGE_CHILDREN delta; the service process itself is not counted). RSS: ru_maxrss of"
-    );
-    println!("  the agent's process tree (largest process), includes the floor above.");
-    println!(
-        "execve/forks/threads: successful calls in one extra run under strace -f, the agent's OWN"
-    );
-    println!(
-        "  execve INCLUDED (so 1 = no other program run). start+stop counts both agents' execs and"
-    );
-    println!("  the service's fork+exec. forks = fork/vfork/clone without CLONE_THREAD.");
-    print_ratio(rows);
+    println!("{rule}");
 }
 
 /// The headline: how many times more CPU anything's monitor costs than daemon's.
 fn print_ratio(rows: &[Row]) {
     let cpu = |agent: &str| {
-        rows.iter()
-            .find(|r| r.measure == Measure::MonitorRunning && r.agent == agent)
-            .map(|r| r.medians.cpu_ms)
+        rows.iter().find(|r| r.measure == Measure::MonitorRunning && r.agent == agent).map(|r| r.medians.cpu_ms)
     };
-    if let (Some(anything), Some(daemon)) = (cpu("heartbeat:anything"), cpu("hale:daemon")) {
-        if daemon > 0.0 {
-            println!(
-                "monitor CPU, heartbeat:anything / hale:daemon: {anything:.2} / {daemon:.2} ms = {:.1}x",
-                anything / daemon
-            );
-        } else {
-            println!("monitor CPU: heartbeat:anything {anything:.2} ms, hale:daemon below the clock's resolution");
-        }
+    let (Some(anything), Some(daemon)) = (cpu("heartbeat:anything"), cpu("hale:daemon")) else {
+        return;
+    };
+    if daemon > 0.0 {
+        println!(
+            "monitor cpu, heartbeat:anything / hale:daemon = {anything:.2} / {daemon:.2} ms = {:.1}x",
+            anything / daemon
+        );
+    } else {
+        println!("monitor cpu: heartbeat:anything {anything:.2} ms, hale:daemon not measurable");
     }
 }
 
@@ -1151,23 +1178,9 @@ mod tests {
 100 --- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=101} ---
 ";
         let all = count_calls(trace, None);
-        assert_eq!(
-            all,
-            Counts {
-                execve: 2,
-                forks: 2,
-                threads: 1
-            }
-        );
+        assert_eq!(all, Counts { execve: 2, forks: 2, threads: 1 });
         let without_100 = count_calls(trace, Some("100"));
-        assert_eq!(
-            without_100,
-            Counts {
-                execve: 1,
-                forks: 1,
-                threads: 1
-            }
-        );
+        assert_eq!(without_100, Counts { execve: 1, forks: 1, threads: 1 });
     }
 
     #[test]
