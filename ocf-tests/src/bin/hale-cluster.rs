@@ -29,7 +29,8 @@ fn demo() -> Result<(), String> {
     println!("cluster {} online after {:.1} s", c.id, t0.elapsed().as_secs_f64());
     let www = c.shared_dir().join("www");
     std::fs::create_dir_all(&www).map_err(|e| e.to_string())?;
-    std::fs::write(www.join("index.html"), "<html>served by ocf:hale:daemon behind ocf:hale:vip</html>\n").map_err(|e| e.to_string())?;
+    std::fs::write(www.join("index.html"), "<html>served by ocf:hale:daemon behind ocf:hale:vip</html>\n")
+        .map_err(|e| e.to_string())?;
     let ip = format!("ip={VIP}");
     let command = format!("command=python3 -m http.server {PORT} --directory {}", www.display());
     let health = format!("health_url=http://127.0.0.1:{PORT}/");
@@ -85,7 +86,16 @@ fn create_web(c: &Cluster, stack: Stack, www: &std::path::Path) {
         Stack::Stock => {
             let opts = format!("cmdline_options=-m http.server {PORT} --directory {}", www.display());
             c.pcs(&["resource", "create", "web-ip", "ocf:heartbeat:IPaddr2", &ip, "cidr_netmask=24", "--group", "web"]);
-            c.pcs(&["resource", "create", "web-srv", "ocf:heartbeat:anything", "binfile=/usr/bin/python3", &opts, "--group", "web"]);
+            c.pcs(&[
+                "resource",
+                "create",
+                "web-srv",
+                "ocf:heartbeat:anything",
+                "binfile=/usr/bin/python3",
+                &opts,
+                "--group",
+                "web",
+            ]);
         }
     }
 }
@@ -158,13 +168,17 @@ fn bench_failover(runs: usize) -> Result<(), String> {
 /// CPU seconds (user+system, the process and its reaped children) of node 1's pacemaker-execd:
 /// the executor plus every agent it ran.
 fn execd_cpu(c: &Cluster) -> Result<f64, String> {
-    let pids = std::process::Command::new("ip").args(["netns", "pids", c.netns(1)]).output().map_err(|e| e.to_string())?;
+    let pids =
+        std::process::Command::new("ip").args(["netns", "pids", c.netns(1)]).output().map_err(|e| e.to_string())?;
     for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
         if !stat.contains("(pacemaker-execd)") {
             continue;
         }
-        let f: Vec<u64> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().filter_map(|x| x.parse().ok()).collect()).unwrap_or_default();
+        let f: Vec<u64> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+            .unwrap_or_default();
         // After ')' : state is not numeric, so f[10..14] are utime, stime, cutime, cstime.
         let ticks: u64 = f.get(10..14).map(|s| s.iter().sum()).unwrap_or(0);
         let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
