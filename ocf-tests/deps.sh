@@ -5,7 +5,7 @@
 # when something is missing.
 set -euo pipefail
 
-packages=(pacemaker pacemaker-cli-utils corosync resource-agents pcs strace libxml2-utils python3 procps login iproute2 iputils-ping)
+packages=(pacemaker pacemaker-cli-utils corosync resource-agents pcs strace libxml2-utils python3 procps login iproute2 iputils-ping time)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
