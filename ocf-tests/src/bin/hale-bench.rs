@@ -1,4 +1,5 @@
-//! `hale-bench`: what one operation of `ocf:hale:daemon` costs next to the stock shell agents.
+//! `hale-bench`: what one operation of `ocf:hale:daemon` and `ocf:hale:vip` costs next to the
+//! stock shell agents.
 //!
 //! ```text
 //! cargo run --release -p hale-ocf-tests --bin hale-bench -- [--runs N] [--agent-dir DIR]
@@ -6,13 +7,19 @@
 //!
 //! Run as root. Each agent is run the way pacemaker-execd runs it: a fresh process with the
 //! action as its only argument, a cleared environment holding what execd passes, stdin on
-//! /dev/null. For every agent and measured action it prints, in one table, the medians over N
-//! runs of wall time, CPU time and peak RSS, plus the execve and fork counts of one extra run
-//! under `strace -f`. Every run's exit code is checked: timing a failing agent is worthless, so
-//! a wrong code aborts the benchmark. Whatever happens, started services are stopped and the
-//! scratch directory is removed.
+//! /dev/null. For every agent and measured action it prints the medians over N runs of wall
+//! time, CPU time and peak RSS, plus the execve and fork counts of one extra run under
+//! `strace -f`, in two tables: ocf:hale:daemon next to heartbeat:anything and the Dummies, and
+//! ocf:hale:vip next to heartbeat:IPaddr2. Every run's exit code is checked: timing a failing
+//! agent is worthless, so a wrong code aborts the benchmark. Whatever happens, started services
+//! are stopped and the scratch directory and the network namespace are removed.
 //!
-//! Two details keep the numbers honest:
+//! The address agents run in a network namespace of the bench's own (`hale-bench-PID`, a veth
+//! pair inside). The bench's main thread enters it (setns) before it runs them and leaves it
+//! afterwards, so the agents inherit it: neither gets a `network_namespace` parameter, and no
+//! `ip netns exec` is measured.
+//!
+//! Three details keep the numbers honest:
 //! - The bench is a child subreaper, so services orphaned by `start` are reparented to it and
 //!   reaped at once. The container's PID 1 reaps lazily, and `kill -0` succeeds on a zombie:
 //!   without this, heartbeat:anything's stop would wait on a dead service.
@@ -20,6 +27,10 @@
 //!   Linux keeps in the child's `ru_maxrss` the peak of the memory it had before exec, which a
 //!   fork or vfork child of this bench shares or copies: about 2 MiB, more than a shell agent
 //!   uses. `time` is a small C program, so its children start near zero.
+//! - Both address agents' start leaves a process behind that sends the remaining gratuitous
+//!   ARPs (hale: a fork of the agent; IPaddr2: a subshell running send_arp). That is the
+//!   operation's work, so the bench waits for it to exit before it goes on, and counts its CPU,
+//!   RSS, execs and forks in start+stop, but not its wall time (the cluster does not wait for it).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -34,6 +45,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::libc;
+use nix::sched::{self, CloneFlags};
 use nix::sys::prctl;
 use nix::sys::resource::{getrusage, UsageWho};
 use nix::sys::signal::{self, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
@@ -55,6 +68,17 @@ const SERVICE_ARGS: &str = "100000";
 const TIME_FORMAT: &str = "%M";
 /// The system calls whose successful calls the strace run counts.
 const STRACE_FILTER: &str = "trace=execve,clone,clone3,fork,vfork";
+/// The network namespace of the address agents: its name is this prefix and the bench's pid.
+const NETNS_PREFIX: &str = "hale-bench-";
+/// The veth pair inside it, and the address of the first end: the address agents' subnet.
+const VETH: &str = "eth0";
+const VETH_PEER: &str = "eth1";
+const VETH_ADDRESS: &str = "10.99.0.1/24";
+/// The floating address of ocf:hale:vip and heartbeat:IPaddr2 (both get the same parameters).
+const VIP: &str = "10.99.0.10";
+const VIP_PREFIX: &str = "24";
+/// How long a start's background announcements may take before the bench gives up on them.
+const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Exit codes of the start+stop wrapper script when start or stop fails.
 const WRAPPER_START_FAILED: i32 = 101;
 const WRAPPER_STOP_FAILED: i32 = 102;
@@ -139,6 +163,7 @@ fn run(options: &Options) -> Result<()> {
     let tools = Tools {
         strace: find_in_path("strace").ok_or("strace not found in PATH (apt-get install strace)")?,
         time: find_in_path("time").ok_or("GNU time not found in PATH (apt-get install time)")?,
+        ip: find_in_path("ip").ok_or("ip not found in PATH (apt-get install iproute2)")?,
     };
     let machine = Machine::describe();
     install_interrupt_handlers()?;
@@ -148,14 +173,14 @@ fn run(options: &Options) -> Result<()> {
     let mut lab = Lab::new(&options.agent_dir, tools)?;
     let outcome = lab.bench_all(options.runs);
     let cleanup_problems = lab.cleanup();
-    let (floor, rows) = outcome.map_err(|e| {
+    let figures = outcome.map_err(|e| {
         let mut message = format!("benchmark aborted, no figures: {e}");
         for problem in &cleanup_problems {
             message.push_str(&format!("\ncleanup: {problem}"));
         }
         message
     })?;
-    print_report(&machine, &other_load, options.runs, &floor, &rows);
+    print_report(&machine, &other_load, options.runs, &figures);
     if cleanup_problems.is_empty() {
         Ok(())
     } else {
@@ -163,18 +188,22 @@ fn run(options: &Options) -> Result<()> {
     }
 }
 
-/// The four agents under test, with the parameters that make them run `sleep 100000` (or
-/// keep a state file) inside the scratch directory.
+/// The agents under test. The daemon table's make them run `sleep 100000` (or keep a state
+/// file) inside the scratch directory; the address agents get the same address on the
+/// namespace's veth, every other parameter at its default, as users run them.
 fn agents(agent_dir: &Path, scratch: &Path) -> Result<Vec<Agent>> {
     let in_scratch = |name: &str| scratch.join(name).to_string_lossy().into_owned();
+    let address = || [("ip", VIP.to_owned()), ("cidr_netmask", VIP_PREFIX.to_owned()), ("nic", VETH.to_owned())];
     let list = vec![
         Agent::new(
+            Table::Daemon,
             agent_dir,
             "hale",
             "daemon",
             [("command", format!("{SERVICE_BIN} {SERVICE_ARGS}")), ("pidfile", in_scratch("daemon.pid"))],
         ),
         Agent::new(
+            Table::Daemon,
             agent_dir,
             "heartbeat",
             "anything",
@@ -184,8 +213,10 @@ fn agents(agent_dir: &Path, scratch: &Path) -> Result<Vec<Agent>> {
                 ("pidfile", in_scratch("anything.pid")),
             ],
         ),
-        Agent::new(agent_dir, "heartbeat", "Dummy", [("state", in_scratch("heartbeat-Dummy.state"))]),
-        Agent::new(agent_dir, "pacemaker", "Dummy", [("state", in_scratch("pacemaker-Dummy.state"))]),
+        Agent::new(Table::Daemon, agent_dir, "heartbeat", "Dummy", [("state", in_scratch("heartbeat-Dummy.state"))]),
+        Agent::new(Table::Daemon, agent_dir, "pacemaker", "Dummy", [("state", in_scratch("pacemaker-Dummy.state"))]),
+        Agent::new(Table::Vip, agent_dir, "hale", "vip", address()),
+        Agent::new(Table::Vip, agent_dir, "heartbeat", "IPaddr2", address()),
     ];
     for agent in &list {
         if !agent.path.is_file() {
@@ -195,8 +226,56 @@ fn agents(agent_dir: &Path, scratch: &Path) -> Result<Vec<Agent>> {
     Ok(list)
 }
 
+/// The two tables of the report, each a comparison of its own.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Table {
+    /// ocf:hale:daemon next to heartbeat:anything and both Dummy agents.
+    Daemon,
+    /// ocf:hale:vip next to heartbeat:IPaddr2, in the bench's network namespace.
+    Vip,
+}
+
+impl Table {
+    /// Report order.
+    const ALL: [Table; 2] = [Table::Daemon, Table::Vip];
+
+    /// Its rows, in table order.
+    fn measures(self) -> &'static [Measure] {
+        match self {
+            Table::Daemon => &[Measure::MonitorRunning, Measure::StartStop, Measure::MetaData, Measure::MonitorStopped],
+            Table::Vip => &[
+                Measure::MonitorRunning,
+                Measure::MonitorStopped,
+                Measure::StartStop,
+                Measure::ValidateAll,
+                Measure::MetaData,
+            ],
+        }
+    }
+
+    /// Whether its agents run in the bench's network namespace.
+    fn in_netns(self) -> bool {
+        self == Table::Vip
+    }
+
+    /// Whether start leaves a process behind that does the rest of the operation's work (the
+    /// address agents' announcements) and then exits by itself.
+    fn works_after_start(self) -> bool {
+        self == Table::Vip
+    }
+
+    /// The headline ratio: the stock agent's monitor CPU over hale's.
+    fn ratio(self) -> (&'static str, &'static str) {
+        match self {
+            Table::Daemon => ("heartbeat:anything", "hale:daemon"),
+            Table::Vip => ("heartbeat:IPaddr2", "hale:vip"),
+        }
+    }
+}
+
 /// One resource agent and the instance parameters we give it.
 struct Agent {
+    table: Table,
     provider: &'static str,
     kind: &'static str,
     path: PathBuf,
@@ -205,12 +284,13 @@ struct Agent {
 
 impl Agent {
     fn new<const N: usize>(
+        table: Table,
         agent_dir: &Path,
         provider: &'static str,
         kind: &'static str,
         params: [(&'static str, String); N],
     ) -> Self {
-        Agent { provider, kind, path: agent_dir.join(provider).join(kind), params: params.into() }
+        Agent { table, provider, kind, path: agent_dir.join(provider).join(kind), params: params.into() }
     }
 
     /// `provider:type`, as in `ocf:provider:type`.
@@ -234,6 +314,8 @@ enum Op {
     /// A probe: a monitor with no interval and no CRM_meta_name, as execd runs it on a
     /// resource it does not know to be running.
     Probe,
+    /// validate-all with the instance parameters, as `crm_resource --validate` runs it.
+    ValidateAll,
     MetaData,
 }
 
@@ -244,6 +326,7 @@ impl Op {
             Op::Start => "start",
             Op::Stop => "stop",
             Op::Monitor | Op::Probe => "monitor",
+            Op::ValidateAll => "validate-all",
             Op::MetaData => "meta-data",
         }
     }
@@ -264,7 +347,7 @@ impl Op {
             Op::Monitor => {
                 &[("OCF_RESKEY_CRM_meta_name", "monitor"), ("OCF_RESKEY_CRM_meta_interval", MONITOR_INTERVAL_MS)]
             }
-            Op::Probe | Op::MetaData => &[],
+            Op::Probe | Op::ValidateAll | Op::MetaData => &[],
         }
     }
 
@@ -274,19 +357,20 @@ impl Op {
     }
 }
 
-/// A row of the table: what is timed, as one or more operations run back to back. Declared in
-/// table order, so that `measure as usize` is its index in [`Measure::ALL`].
+/// A row of a table: what is timed, as one or more operations run back to back. `measure as
+/// usize` is its index in an agent's cells.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Measure {
     MonitorRunning,
     StartStop,
     MetaData,
     MonitorStopped,
+    ValidateAll,
 }
 
 impl Measure {
-    /// Table order.
-    const ALL: [Measure; 4] = [Measure::MonitorRunning, Measure::StartStop, Measure::MetaData, Measure::MonitorStopped];
+    /// How many there are: the size of an agent's cells.
+    const COUNT: usize = 5;
 
     fn label(self) -> &'static str {
         match self {
@@ -294,6 +378,7 @@ impl Measure {
             Measure::StartStop => "start+stop",
             Measure::MetaData => "meta-data",
             Measure::MonitorStopped => "monitor (stopped)",
+            Measure::ValidateAll => "validate-all",
         }
     }
 
@@ -303,6 +388,7 @@ impl Measure {
             Measure::StartStop => &[Op::Start, Op::Stop],
             Measure::MetaData => &[Op::MetaData],
             Measure::MonitorStopped => &[Op::Probe],
+            Measure::ValidateAll => &[Op::ValidateAll],
         }
     }
 }
@@ -379,6 +465,15 @@ struct Counts {
 }
 
 impl Counts {
+    /// Two runs' counts together.
+    fn plus(self, other: Counts) -> Counts {
+        Counts {
+            execve: self.execve + other.execve,
+            forks: self.forks + other.forks,
+            threads: self.threads + other.threads,
+        }
+    }
+
     /// Counts `call` (a complete strace line without its pid) if it is a successful one.
     fn add(&mut self, call: &str) {
         let name = call.split('(').next().unwrap_or_default();
@@ -431,21 +526,49 @@ fn split_pid(line: &str) -> (&str, &str) {
     }
 }
 
-/// One line of the table.
+/// One line of a table.
 struct Row {
+    table: Table,
     measure: Measure,
     agent: String,
     medians: Medians,
     counts: Counts,
 }
 
-/// The agents, the harness that runs them, and which ones may have a service running: the
-/// state that cleanup needs.
+/// Everything the report shows.
+struct Figures {
+    /// `/bin/true`, measured like an agent.
+    floor: Medians,
+    rows: Vec<Row>,
+    /// The agents whose start leaves work behind, with the medians of the time from start's
+    /// return to the exit of what it left, and of that work's CPU time (ms).
+    background_ms: Vec<(String, f64, f64)>,
+    /// The name of the network namespace the address agents ran in.
+    netns: String,
+}
+
+/// What a start left behind, once it has exited: the work it did after start returned.
+#[derive(Clone, Copy, Default)]
+struct Background {
+    /// From start's return until the last process it left has exited.
+    wall: Duration,
+    /// user+sys of those processes and of their reaped descendants.
+    cpu: Duration,
+    /// The largest peak RSS among them, in KiB.
+    max_rss_kib: u64,
+}
+
+/// The agents, the harness that runs them, the network namespace, and which agents may have a
+/// service running or an address up: the state that cleanup needs.
 struct Lab {
     harness: Harness,
     agents: Vec<Agent>,
     /// Agents whose service may be up: set before start, cleared after a successful stop.
     maybe_running: Vec<bool>,
+    /// The address agents' namespace; None once deleted.
+    netns: Option<Netns>,
+    /// Per agent: what each timed start left behind.
+    background: Vec<Vec<Background>>,
     cleaned_up: bool,
 }
 
@@ -453,29 +576,36 @@ impl Lab {
     fn new(agent_dir: &Path, tools: Tools) -> Result<Lab> {
         let scratch = PathBuf::from(format!("/tmp/hale-bench-{}", std::process::id()));
         fs::create_dir(&scratch).context(|| format!("creating {}", scratch.display()))?;
+        let ip = tools.ip.clone();
         // From here on, Drop removes the scratch directory whatever happens.
         let mut lab = Lab {
             harness: Harness::new(scratch, tools),
             agents: Vec::new(),
             maybe_running: Vec::new(),
+            netns: None,
+            background: Vec::new(),
             cleaned_up: false,
         };
         lab.agents = agents(agent_dir, &lab.harness.scratch)?;
         lab.maybe_running = vec![false; lab.agents.len()];
+        lab.background = vec![Vec::new(); lab.agents.len()];
+        // From here on, Drop also deletes the namespace.
+        lab.netns = Some(Netns::create(format!("{NETNS_PREFIX}{}", std::process::id()), ip)?);
         lab.harness.watchdog = Some(Watchdog::start()?);
         Ok(lab)
     }
 
     /// The harness floor and every agent's rows. The runs are interleaved: each round takes
-    /// one sample of every cell, so that a disturbance (another process, the host) spoils one
-    /// sample of many cells, which the median drops, not a whole cell: a cell's 20 runs of a
-    /// 1 ms monitor would otherwise all fall within the same 50 ms.
-    fn bench_all(&mut self, runs: usize) -> Result<(Medians, Vec<Row>)> {
+    /// one sample of every cell of both tables, so that a disturbance (another process, the
+    /// host) spoils one sample of many cells, which the median drops, not a whole cell: a
+    /// cell's 20 runs of a 1 ms monitor would otherwise all fall within the same 50 ms.
+    fn bench_all(&mut self, runs: usize) -> Result<Figures> {
         let counts = self.trace_all()?;
         let mut floor = Cell::default();
-        let mut cells: Vec<[Cell; Measure::ALL.len()]> = self.agents.iter().map(|_| Default::default()).collect();
+        let mut cells: Vec<[Cell; Measure::COUNT]> = self.agents.iter().map(|_| Default::default()).collect();
         for _ in 0..runs {
             check_interrupted()?;
+            self.place(None)?;
             floor.push(self.harness.floor_once()?);
             for (agent, cells) in cells.iter_mut().enumerate() {
                 self.each_measure(agent, |lab, measure| {
@@ -484,25 +614,38 @@ impl Lab {
                 })?;
             }
         }
+        self.place(None)?;
         let mut rows = Vec::new();
-        for measure in Measure::ALL {
-            for (agent, cells) in cells.iter().enumerate() {
-                rows.push(Row {
-                    measure,
-                    agent: self.agents[agent].label(),
-                    medians: cells[measure as usize].medians(),
-                    counts: counts[agent][measure as usize],
-                });
+        for table in Table::ALL {
+            for &measure in table.measures() {
+                for (agent, cells) in cells.iter().enumerate().filter(|(agent, _)| self.agents[*agent].table == table) {
+                    rows.push(Row {
+                        table,
+                        measure,
+                        agent: self.agents[agent].label(),
+                        medians: cells[measure as usize].medians(),
+                        counts: counts[agent][measure as usize],
+                    });
+                }
             }
         }
-        Ok((floor.medians(), rows))
+        let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+        let background_ms = (self.agents.iter().zip(&self.background))
+            .filter(|(agent, _)| agent.table.works_after_start())
+            .map(|(agent, work)| {
+                let (wall, cpu) = (work.iter().map(|w| ms(&w.wall)), work.iter().map(|w| ms(&w.cpu)));
+                (agent.label(), median(wall.collect()), median(cpu.collect()))
+            })
+            .collect();
+        let netns = self.netns.as_ref().map_or_else(String::new, |netns| netns.name.clone());
+        Ok(Figures { floor: floor.medians(), rows, background_ms, netns })
     }
 
     /// The strace counts of every agent and measure: one run each, which also warms the caches.
-    fn trace_all(&mut self) -> Result<Vec<[Counts; Measure::ALL.len()]>> {
+    fn trace_all(&mut self) -> Result<Vec<[Counts; Measure::COUNT]>> {
         let mut all = Vec::new();
         for agent in 0..self.agents.len() {
-            let mut counts = [Counts::default(); Measure::ALL.len()];
+            let mut counts = [Counts::default(); Measure::COUNT];
             self.each_measure(agent, |lab, measure| {
                 counts[measure as usize] = lab.traced(agent, measure)?;
                 Ok(())
@@ -512,29 +655,60 @@ impl Lab {
         Ok(all)
     }
 
-    /// Calls `f` for every measure of `agent`, each in the state it needs: the stopped-state
-    /// measures first, then the running monitor between an untimed start and stop.
+    /// Puts the bench's main thread, and so every process it starts, in the network namespace
+    /// `agent` runs in: the bench's own for the address agents, the original one otherwise
+    /// (`None`: the original one). Entering it also reaps what earlier agents left to us, so
+    /// that waiting for a start's background processes waits for nothing else.
+    fn place(&mut self, agent: Option<usize>) -> Result<()> {
+        let inside = agent.is_some_and(|agent| self.agents[agent].table.in_netns());
+        match &mut self.netns {
+            Some(netns) => netns.set_inside(inside)?,
+            None if inside => return Err("the network namespace is gone".into()),
+            None => {}
+        }
+        if agent.is_some_and(|agent| self.agents[agent].table.works_after_start()) {
+            reap_exited();
+        }
+        Ok(())
+    }
+
+    /// Calls `f` for every measure of `agent`'s table, each in the state it needs: the
+    /// stopped-state measures first, then the running monitor between an untimed start and
+    /// stop.
     fn each_measure(&mut self, agent: usize, mut f: impl FnMut(&mut Lab, Measure) -> Result<()>) -> Result<()> {
-        for measure in [Measure::MonitorStopped, Measure::MetaData, Measure::StartStop] {
-            check_interrupted()?;
-            f(self, measure)?;
+        self.place(Some(agent))?;
+        let measures = self.agents[agent].table.measures();
+        for measure in [Measure::MonitorStopped, Measure::ValidateAll, Measure::MetaData, Measure::StartStop] {
+            if measures.contains(&measure) {
+                check_interrupted()?;
+                f(self, measure)?;
+            }
         }
         self.op(agent, Op::Start, Harness::run_op)?;
+        self.after(agent, Op::Start)?;
         f(self, Measure::MonitorRunning)?;
         self.op(agent, Op::Stop, Harness::run_op)?;
         Ok(())
     }
 
     /// One sample of `measure`: its operations timed, then run again under `time` for the
-    /// peak RSS (the larger of the two for start+stop).
+    /// peak RSS (the larger of the two for start+stop). What a start leaves behind is waited
+    /// for before stop: its CPU and RSS count, its wall time does not (see [`Lab::after`]).
     fn sample(&mut self, agent: usize, measure: Measure) -> Result<(Sample, u64)> {
         let mut sample = Sample::default();
         for &op in measure.ops() {
             sample = sample.then(self.op(agent, op, Harness::run_op)?);
+            if let Some(background) = self.after(agent, op)? {
+                sample.cpu += background.cpu;
+                self.background[agent].push(background);
+            }
         }
         let mut peak = 0;
         for &op in measure.ops() {
             peak = peak.max(self.op(agent, op, Harness::peak_rss)?);
+            if let Some(background) = self.after(agent, op)? {
+                peak = peak.max(background.max_rss_kib);
+            }
         }
         Ok((sample, peak))
     }
@@ -552,11 +726,29 @@ impl Lab {
         Ok(result)
     }
 
+    /// After a start of an agent that leaves work behind (the address agents' announcer):
+    /// waits until that has exited and returns what it cost. The announcements go on for about
+    /// a second, and a cluster does not stop an address that soon: stopping at once would cut
+    /// them short, in a way that differs between the agents.
+    fn after(&mut self, agent: usize, op: Op) -> Result<Option<Background>> {
+        if op != Op::Start || !self.agents[agent].table.works_after_start() {
+            return Ok(None);
+        }
+        await_background().map(Some).context(|| format!("{} start", self.agents[agent].label()))
+    }
+
     /// The strace counts of one run of `measure`.
     fn traced(&mut self, agent: usize, measure: Measure) -> Result<Counts> {
         if measure == Measure::StartStop {
             self.maybe_running[agent] = true;
-            let counts = self.harness.trace_start_stop(&self.agents[agent])?;
+            let counts = if self.agents[agent].table.works_after_start() {
+                // Each alone: strace -f follows what start leaves behind until it exits by itself.
+                let start = self.harness.trace_op(&self.agents[agent], Op::Start)?;
+                self.after(agent, Op::Start)?;
+                start.plus(self.harness.trace_op(&self.agents[agent], Op::Stop)?)
+            } else {
+                self.harness.trace_start_stop(&self.agents[agent])?
+            };
             self.maybe_running[agent] = false;
             Ok(counts)
         } else {
@@ -565,28 +757,170 @@ impl Lab {
         }
     }
 
-    /// Stops every service that may be running, kills what survives, removes the scratch
-    /// directory. Best effort: it goes on past a problem, and returns what went wrong.
+    /// Stops every service and address that may be up (each agent in its namespace), kills
+    /// what survives, deletes the network namespace and removes the scratch directory. Best
+    /// effort: it goes on past a problem, and returns what went wrong.
     fn cleanup(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.cleaned_up {
             return problems;
         }
         self.cleaned_up = true;
-        for (agent, running) in self.agents.iter().zip(&mut self.maybe_running) {
-            if *running {
-                match self.harness.run_op(agent, Op::Stop) {
-                    Ok(_) => *running = false,
+        for agent in 0..self.agents.len() {
+            if self.maybe_running[agent] {
+                let stopped = self.place(Some(agent)).and_then(|()| self.harness.run_op(&self.agents[agent], Op::Stop));
+                match stopped {
+                    Ok(_) => self.maybe_running[agent] = false,
                     Err(e) => problems.push(e),
                 }
             }
         }
-        problems.extend(kill_orphans());
+        // Twice: killing a background subshell orphans the send_arp it waits for.
+        for _ in 0..2 {
+            problems.extend(kill_orphans());
+        }
+        if let Some(mut netns) = self.netns.take() {
+            problems.extend(netns.delete());
+        }
         let scratch = &self.harness.scratch;
         if let Err(e) = fs::remove_dir_all(scratch) {
             problems.push(format!("removing {}: {e}", scratch.display()));
         }
         problems
+    }
+}
+
+/// The network namespace the address agents run in: made with `ip netns add`, with a veth
+/// pair inside (`VETH` holding `VETH_ADDRESS`, both ends and lo up). The bench's main thread
+/// enters it with setns while it runs those agents, so that they inherit it.
+struct Netns {
+    name: String,
+    ip: PathBuf,
+    /// The main thread's own namespace, to come back to.
+    home: File,
+    /// `/run/netns/NAME`, open.
+    ns: Option<File>,
+    inside: bool,
+}
+
+impl Netns {
+    /// Makes the namespace and its veth pair; on failure, deletes it again.
+    fn create(name: String, ip: PathBuf) -> Result<Netns> {
+        let home = File::open("/proc/thread-self/ns/net").context(|| "opening /proc/thread-self/ns/net".into())?;
+        let mut netns = Netns { name, ip, home, ns: None, inside: false };
+        netns.ip(&["netns", "add", &netns.name])?;
+        let set_up = || -> Result<File> {
+            let name = netns.name.as_str();
+            netns.ip(&["-n", name, "link", "add", VETH, "type", "veth", "peer", "name", VETH_PEER])?;
+            netns.ip(&["-n", name, "address", "add", VETH_ADDRESS, "dev", VETH])?;
+            for link in [VETH, VETH_PEER, "lo"] {
+                netns.ip(&["-n", name, "link", "set", link, "up"])?;
+            }
+            let path = format!("/run/netns/{name}");
+            File::open(&path).context(|| format!("opening {path}"))
+        };
+        match set_up() {
+            Ok(ns) => {
+                netns.ns = Some(ns);
+                Ok(netns)
+            }
+            Err(e) => {
+                let _ = netns.ip(&["netns", "delete", &netns.name]);
+                Err(e)
+            }
+        }
+    }
+
+    /// Enters the namespace (true) or goes back to the original one (false).
+    fn set_inside(&mut self, inside: bool) -> Result<()> {
+        if self.inside == inside {
+            return Ok(());
+        }
+        let target = if inside { self.ns.as_ref().ok_or("the network namespace is gone")? } else { &self.home };
+        sched::setns(target, CloneFlags::CLONE_NEWNET).context(|| {
+            format!("setns: {} network namespace {}", if inside { "entering" } else { "leaving" }, self.name)
+        })?;
+        self.inside = inside;
+        Ok(())
+    }
+
+    /// Leaves the namespace and deletes it. The veth pair goes first: that removes every
+    /// address on it (the agents' included) even if a leftover process still held the
+    /// namespace. Returns what went wrong.
+    fn delete(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.set_inside(false) {
+            problems.push(e);
+        }
+        self.ns = None;
+        let name = self.name.clone();
+        for args in [&["-n", &name, "link", "delete", VETH][..], &["netns", "delete", &name]] {
+            if let Err(e) = self.ip(args) {
+                problems.push(e);
+            }
+        }
+        problems
+    }
+
+    /// Runs `ip ARGS`. The main thread is in the original namespace whenever this runs; `-n`
+    /// names ours.
+    fn ip(&self, args: &[&str]) -> Result<()> {
+        let what = || format!("ip {}", args.join(" "));
+        let out = Command::new(&self.ip)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context(|| format!("running {}", what()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{}: {}: {}", what(), out.status, String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    }
+}
+
+/// Waits until every process left to us has exited (the bench is a subreaper: what a start
+/// leaves behind is reparented to it), and sums what they cost. Polls every 2 ms, not counted
+/// anywhere; gives up after [`BACKGROUND_TIMEOUT`] (cleanup then kills them).
+fn await_background() -> Result<Background> {
+    let start = Instant::now();
+    let mut background = Background::default();
+    loop {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 with valid pointers to a status and a rusage.
+        let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut usage) };
+        if pid > 0 {
+            let time = |tv: libc::timeval| Duration::from_micros(tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64);
+            background.cpu += time(usage.ru_utime) + time(usage.ru_stime);
+            background.max_rss_kib = background.max_rss_kib.max(usage.ru_maxrss as u64);
+            continue;
+        }
+        if pid < 0 {
+            match Errno::last() {
+                Errno::ECHILD => break,
+                Errno::EINTR => {}
+                e => return Err(format!("wait4: {e}")),
+            }
+        }
+        check_interrupted()?;
+        if start.elapsed() > BACKGROUND_TIMEOUT {
+            return Err(format!("its background processes were still running after {BACKGROUND_TIMEOUT:?}"));
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    background.wall = start.elapsed();
+    Ok(background)
+}
+
+/// Reaps, without waiting, whatever child has already exited: services that earlier agents
+/// stopped (zombies the agents need not wait for).
+fn reap_exited() {
+    while let Ok(status) = waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
     }
 }
 
@@ -603,6 +937,7 @@ impl Drop for Lab {
 struct Tools {
     strace: PathBuf,
     time: PathBuf,
+    ip: PathBuf,
 }
 
 /// Spawns agents with execd's environment, waits for them and measures them.
@@ -1076,7 +1411,8 @@ fn output_of(program: &str, args: &[&str]) -> String {
     }
 }
 
-fn print_report(machine: &Machine, other_load: &OtherLoad, runs: usize, floor: &Medians, rows: &[Row]) {
+fn print_report(machine: &Machine, other_load: &OtherLoad, runs: usize, figures: &Figures) {
+    let floor = &figures.floor;
     println!("hale-bench: one operation of ocf:hale:daemon next to the stock shell agents");
     println!("machine: {} CPUs ({}), {}", machine.cpus, machine.cpu_model, machine.kernel);
     println!("date:    {}", machine.date);
@@ -1098,12 +1434,37 @@ fn print_report(machine: &Machine, other_load: &OtherLoad, runs: usize, floor: &
         floor.wall_ms, floor.cpu_ms, floor.max_rss_mib
     );
     println!();
-    print_table(rows);
+    print_table(&figures.rows, Table::Daemon);
     println!();
     for note in NOTES {
         println!("{note}");
     }
-    print_ratio(rows);
+    print_ratio(&figures.rows, Table::Daemon);
+
+    println!();
+    println!();
+    println!("hale-bench: one operation of ocf:hale:vip next to ocf:heartbeat:IPaddr2 (same run, same rounds)");
+    println!("network: namespace {}, made by the bench and entered by it (setns) to run both agents:", figures.netns);
+    println!("         veth {VETH} ({VETH_ADDRESS}) - {VETH_PEER}, both up, lo up; no network_namespace parameter");
+    println!("params:  ip={VIP} cidr_netmask={VIP_PREFIX} nic={VETH} for both, the rest at their defaults");
+    println!("         (arp_count 5, arp_interval 200 ms, the announcements after the first in the background)");
+    println!("method:  as above: execd's environment, medians of {runs} runs, in the same rounds");
+    println!("         validate-all: with the instance parameters, no OCF_CHECK_LEVEL, rc 0");
+    println!("         start+stop: start; the bench waits until the process start left behind (hale:vip: a");
+    println!("         fork of the agent; IPaddr2: a subshell that runs send_arp, then logs) has sent its");
+    println!("         announcements and exited; then stop. wall = start + stop, what the cluster waits for;");
+    println!("         cpu, RSS, execve, forks include the background process.");
+    println!("background: that process, medians: how long it lived after start returned, its cpu");
+    for (agent, wall_ms, cpu_ms) in &figures.background_ms {
+        println!("         {agent:<19} {wall_ms:>5.0} ms, cpu {cpu_ms:.2} ms");
+    }
+    println!();
+    print_table(&figures.rows, Table::Vip);
+    println!();
+    for note in VIP_NOTES {
+        println!("{note}");
+    }
+    print_ratio(&figures.rows, Table::Vip);
 }
 
 /// What the columns mean.
@@ -1117,15 +1478,24 @@ const NOTES: [&str; 7] = [
     "         service's. forks: fork, vfork, clone/clone3 without CLONE_THREAD.",
 ];
 
-fn print_table(rows: &[Row]) {
+/// What differs in the address agents' table.
+const VIP_NOTES: [&str; 5] = [
+    "columns: as above. start+stop also counts the process start left behind: its user+sys and",
+    "         peak RSS come from wait4 when the bench reaps it; its calls are counted because start",
+    "         is traced alone and strace -f follows it until it exits (then stop is traced alone).",
+    "         execve INCLUDES each agent's own exec: 1 for one action and 2 for start+stop mean",
+    "         that no other program ran.",
+];
+
+fn print_table(rows: &[Row], table: Table) {
     let rule = "-".repeat(86);
     println!(
         "{:<18} {:<19} {:>8} {:>7} {:>7} {:>6} {:>6} {:>7}",
         "action", "agent", "wall ms", "cpu ms", "RSS MiB", "execve", "forks", "threads"
     );
     println!("{rule}");
-    for measure in Measure::ALL {
-        for row in rows.iter().filter(|r| r.measure == measure) {
+    for &measure in table.measures() {
+        for row in rows.iter().filter(|r| r.table == table && r.measure == measure) {
             let (m, c) = (&row.medians, &row.counts);
             println!(
                 "{:<18} {:<19} {:>8.2} {:>7.2} {:>7.1} {:>6} {:>6} {:>7}",
@@ -1143,21 +1513,21 @@ fn print_table(rows: &[Row]) {
     println!("{rule}");
 }
 
-/// The headline: how many times more CPU anything's monitor costs than daemon's.
-fn print_ratio(rows: &[Row]) {
+/// The headline: how many times more CPU the stock agent's monitor costs than hale's.
+fn print_ratio(rows: &[Row], table: Table) {
+    let (stock_agent, hale_agent) = table.ratio();
     let cpu = |agent: &str| {
-        rows.iter().find(|r| r.measure == Measure::MonitorRunning && r.agent == agent).map(|r| r.medians.cpu_ms)
+        rows.iter()
+            .find(|r| r.table == table && r.measure == Measure::MonitorRunning && r.agent == agent)
+            .map(|r| r.medians.cpu_ms)
     };
-    let (Some(anything), Some(daemon)) = (cpu("heartbeat:anything"), cpu("hale:daemon")) else {
+    let (Some(stock), Some(hale)) = (cpu(stock_agent), cpu(hale_agent)) else {
         return;
     };
-    if daemon > 0.0 {
-        println!(
-            "monitor cpu, heartbeat:anything / hale:daemon = {anything:.2} / {daemon:.2} ms = {:.1}x",
-            anything / daemon
-        );
+    if hale > 0.0 {
+        println!("monitor cpu, {stock_agent} / {hale_agent} = {stock:.2} / {hale:.2} ms = {:.1}x", stock / hale);
     } else {
-        println!("monitor cpu: heartbeat:anything {anything:.2} ms, hale:daemon not measurable");
+        println!("monitor cpu: {stock_agent} {stock:.2} ms, {hale_agent} not measurable");
     }
 }
 
