@@ -77,6 +77,8 @@ pub trait Network {
     /// Switch this process to the named network namespace (before any other call).
     fn enter_namespace(&self, name: &str) -> Result<(), BackendError>;
     fn interfaces(&self) -> Result<Vec<Interface>, BackendError>;
+    /// One interface by index (None when it does not exist): cheaper than listing them all.
+    fn interface(&self, index: u32) -> Result<Option<Interface>, BackendError>;
     /// Every address of the family of `like`.
     fn addresses(&self, like: IpAddr) -> Result<Vec<AddressEntry>, BackendError>;
     /// Connected routes of the family of `like` in the main table.

@@ -490,10 +490,10 @@ impl Agent for Vip {
         }
         let present = self.mine(c)?;
         let Some(a) = present.first() else { return Ok(OcfStatus::NotRunning) };
-        let ifs = self.net.interfaces().map_err(net_failure)?;
-        let Some(iface) = ifs.iter().find(|i| i.index == a.interface) else {
+        let Some(iface) = self.net.interface(a.interface).map_err(net_failure)? else {
             return Ok(OcfStatus::NotRunning);
         };
+        let iface = &iface;
         if let Some(nic) = &c.nic {
             if &iface.name != nic {
                 return Err(Failure::generic(format!("{} is on {}, not on {nic}", c.ip, iface.name)));

@@ -8,7 +8,7 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, CacheInfo};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -78,6 +78,38 @@ fn netlink(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetl
     }
 }
 
+/// A link request without the statistics (most of a link message's bytes): for one
+/// interface when `index` is set, else for a dump.
+fn link_request(index: u32) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    m
+}
+
+fn to_interface(l: &LinkMessage) -> Interface {
+    let mut name = String::new();
+    let mut mac = None;
+    for a in &l.attributes {
+        match a {
+            LinkAttribute::IfName(n) => name = n.clone(),
+            LinkAttribute::Address(bytes) if bytes.len() == 6 => {
+                let mut m = [0u8; 6];
+                m.copy_from_slice(bytes);
+                mac = Some(m);
+            }
+            _ => {}
+        }
+    }
+    Interface {
+        index: l.header.index,
+        name,
+        up: l.header.flags.contains(LinkFlags::Up),
+        lower_up: l.header.flags.contains(LinkFlags::LowerUp),
+        mac,
+    }
+}
+
 fn address_message(ip: IpAddr, prefix: u8, interface: u32) -> AddressMessage {
     let mut m = AddressMessage::default();
     m.header.family = family(ip);
@@ -109,37 +141,23 @@ impl Network for LinuxNetwork {
     }
 
     fn interfaces(&self) -> Result<Vec<Interface>, BackendError> {
-        let answers = netlink(RouteNetlinkMessage::GetLink(LinkMessage::default()), NLM_F_DUMP)
+        let answers = netlink(RouteNetlinkMessage::GetLink(link_request(0)), NLM_F_DUMP)
             .map_err(|e| failed("listing interfaces", e))?;
         Ok(answers
             .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(l),
-                _ => None,
-            })
-            .map(|l| {
-                let mut name = String::new();
-                let mut mac = None;
-                for a in &l.attributes {
-                    match a {
-                        LinkAttribute::IfName(n) => name = n.clone(),
-                        LinkAttribute::Address(bytes) if bytes.len() == 6 => {
-                            let mut m = [0u8; 6];
-                            m.copy_from_slice(bytes);
-                            mac = Some(m);
-                        }
-                        _ => {}
-                    }
-                }
-                Interface {
-                    index: l.header.index,
-                    name,
-                    up: l.header.flags.contains(LinkFlags::Up),
-                    lower_up: l.header.flags.contains(LinkFlags::LowerUp),
-                    mac,
-                }
-            })
+            .filter_map(|m| if let RouteNetlinkMessage::NewLink(l) = m { Some(to_interface(&l)) } else { None })
             .collect())
+    }
+
+    fn interface(&self, index: u32) -> Result<Option<Interface>, BackendError> {
+        match netlink(RouteNetlinkMessage::GetLink(link_request(index)), 0) {
+            Ok(answers) => Ok(answers.iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(to_interface(l)),
+                _ => None,
+            })),
+            Err(e) if os_error(&e) == libc::ENODEV => Ok(None),
+            Err(e) => Err(failed(&format!("reading interface {index}"), e)),
+        }
     }
 
     fn addresses(&self, like: IpAddr) -> Result<Vec<AddressEntry>, BackendError> {
@@ -538,6 +556,8 @@ mod tests {
         let n = LinuxNetwork::new();
         let ifs = n.interfaces().unwrap();
         let lo = ifs.iter().find(|i| i.name == "lo").expect("lo");
+        assert_eq!(n.interface(lo.index).unwrap().as_ref(), Some(lo));
+        assert_eq!(n.interface(999_999).unwrap(), None);
         let addrs = n.addresses(IpAddr::V4(Ipv4Addr::LOCALHOST)).unwrap();
         assert!(addrs.iter().any(|a| a.ip == IpAddr::V4(Ipv4Addr::LOCALHOST) && a.interface == lo.index));
     }
