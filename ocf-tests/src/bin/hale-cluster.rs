@@ -261,11 +261,11 @@ fn main() {
             let n = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(3);
             let c = Cluster::start(Options { nodes: n, token_ms: Some(1000) });
             println!("cluster {} is up; run commands in a node with: nsenter -t $(cat /tmp/{}/node1/anchor.pid) -m -u -n -- crm_mon -1", c.id, c.id);
-            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             for sig in [nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGINT] {
+                // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
                 let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::Handler(on_signal)) };
             }
-            while !STOP.load(std::sync::atomic::Ordering::Relaxed) && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !STOP.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
             }
             drop(c);
