@@ -271,9 +271,14 @@ impl Network for LinuxNetwork {
         if how.count == 0 {
             return Ok(());
         }
-        let send_one = || match ip {
-            IpAddr::V4(v4) => send_arp(v4, interface, how.mode),
-            IpAddr::V6(v6) => send_unsolicited_na(v6, interface),
+        // One packet socket for every ARP. Closing the last reference to a packet socket waits
+        // for an RCU grace period (10-30 ms here); with the announcer forked while the socket is
+        // open, that wait happens in the announcer, not in start.
+        let arp_socket = if ip.is_ipv4() { Some(packet_socket(interface.index, false)?) } else { None };
+        let send_one = || match (ip, &arp_socket) {
+            (IpAddr::V4(v4), Some(sock)) => send_arp(sock, v4, interface, how.mode),
+            (IpAddr::V6(v6), _) => send_unsolicited_na(v6, interface),
+            (IpAddr::V4(_), None) => Ok(()),
         };
         send_one()?;
         if how.count == 1 {
@@ -455,14 +460,13 @@ fn send_frame(sock: &OwnedFd, ifindex: u32, frame: &[u8]) -> Result<(), BackendE
 }
 
 /// A gratuitous ARP: sender and target address both `ip`, broadcast.
-fn send_arp(ip: Ipv4Addr, interface: &Interface, mode: ArpMode) -> Result<(), BackendError> {
+fn send_arp(sock: &OwnedFd, ip: Ipv4Addr, interface: &Interface, mode: ArpMode) -> Result<(), BackendError> {
     let mac = interface.mac.ok_or_else(|| failed("ARP announcement", format!("{} has no MAC", interface.name)))?;
-    let sock = packet_socket(interface.index, false)?;
     let frame = match mode {
         ArpMode::Request => arp_frame(1, mac, ip, [0; 6], ip),
         ArpMode::Reply => arp_frame(2, mac, ip, [0xff; 6], ip),
     };
-    send_frame(&sock, interface.index, &frame)
+    send_frame(sock, interface.index, &frame)
 }
 
 /// An unsolicited neighbour advertisement (RFC 4861 §7.2.6) to all nodes, with the Override
