@@ -6,11 +6,27 @@ use hale_backend::{ProcessRecord, ProcessState, Processes, SpawnSpec, StopSignal
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-fn scratch(name: &str) -> PathBuf {
+/// A scratch directory, removed when the test ends (also when it fails).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("hale-backend-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 fn spec(dir: &std::path::Path, argv: &[&str], tag: &str) -> SpawnSpec {
