@@ -382,6 +382,41 @@ fn background_child() -> Result<bool, BackendError> {
     }
 }
 
+/// The socket address types used here; only these may be passed to [`bind_to`]/[`send_to`].
+trait SockAddr {}
+impl SockAddr for libc::sockaddr_ll {}
+impl SockAddr for libc::sockaddr_in6 {}
+
+/// bind(2) to a socket address.
+fn bind_to<A: SockAddr>(sock: &OwnedFd, addr: &A) -> io::Result<()> {
+    // SAFETY: `addr` is one of the sockaddr structs above, valid for its size.
+    let rc =
+        unsafe { libc::bind(sock.as_raw_fd(), (addr as *const A).cast(), std::mem::size_of::<A>() as libc::socklen_t) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// sendto(2) of one datagram or frame.
+fn send_to<A: SockAddr>(sock: &OwnedFd, buf: &[u8], addr: &A) -> io::Result<()> {
+    // SAFETY: `buf` and `addr` are valid for the lengths given.
+    let rc = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            0,
+            (addr as *const A).cast(),
+            std::mem::size_of::<A>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// An AF_PACKET socket for ARP frames, optionally bound to the interface to receive.
 fn packet_socket(ifindex: u32, bind: bool) -> Result<OwnedFd, BackendError> {
     let proto = (libc::ETH_P_ARP as u16).to_be();
@@ -397,18 +432,7 @@ fn packet_socket(ifindex: u32, bind: bool) -> Result<OwnedFd, BackendError> {
     // SAFETY: fd is a fresh, owned descriptor.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     if bind {
-        let addr = sockaddr_ll(ifindex, [0; 6]);
-        // SAFETY: addr is a valid sockaddr_ll.
-        let rc = unsafe {
-            libc::bind(
-                sock.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(failed("binding packet socket", io::Error::last_os_error()));
-        }
+        bind_to(&sock, &sockaddr_ll(ifindex, [0; 6])).map_err(|e| failed("binding packet socket", e))?;
     }
     Ok(sock)
 }
@@ -441,22 +465,7 @@ fn arp_frame(op: u16, mac: [u8; 6], sender: Ipv4Addr, target_mac: [u8; 6], targe
 }
 
 fn send_frame(sock: &OwnedFd, ifindex: u32, frame: &[u8]) -> Result<(), BackendError> {
-    let addr = sockaddr_ll(ifindex, [0xff; 6]);
-    // SAFETY: frame and addr are valid for the lengths given.
-    let rc = unsafe {
-        libc::sendto(
-            sock.as_raw_fd(),
-            frame.as_ptr().cast(),
-            frame.len(),
-            0,
-            (&addr as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(failed("sending ARP", io::Error::last_os_error()));
-    }
-    Ok(())
+    send_to(sock, frame, &sockaddr_ll(ifindex, [0xff; 6])).map_err(|e| failed("sending ARP", e))
 }
 
 /// A gratuitous ARP: sender and target address both `ip`, broadcast.
@@ -501,17 +510,7 @@ fn send_unsolicited_na(ip: Ipv6Addr, interface: &Interface) -> Result<(), Backen
     let mut src: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
     src.sin6_family = libc::AF_INET6 as u16;
     src.sin6_addr.s6_addr = ip.octets();
-    // SAFETY: src is a valid sockaddr_in6.
-    let rc = unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            (&src as *const libc::sockaddr_in6).cast(),
-            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(failed(&format!("binding to {ip}"), io::Error::last_os_error()));
-    }
+    bind_to(&sock, &src).map_err(|e| failed(&format!("binding to {ip}"), e))?;
     let mut msg = vec![136u8, 0, 0, 0, 0x20, 0, 0, 0]; // type NA, code 0, checksum (kernel), Override
     msg.extend_from_slice(&ip.octets());
     msg.extend_from_slice(&[2, 1]); // option: target link-layer address, 8 bytes
@@ -520,21 +519,7 @@ fn send_unsolicited_na(ip: Ipv6Addr, interface: &Interface) -> Result<(), Backen
     dst.sin6_family = libc::AF_INET6 as u16;
     dst.sin6_addr.s6_addr = "ff02::1".parse::<Ipv6Addr>().map(|a| a.octets()).unwrap_or([0; 16]);
     dst.sin6_scope_id = interface.index;
-    // SAFETY: msg and dst are valid for the lengths given.
-    let rc = unsafe {
-        libc::sendto(
-            sock.as_raw_fd(),
-            msg.as_ptr().cast(),
-            msg.len(),
-            0,
-            (&dst as *const libc::sockaddr_in6).cast(),
-            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(failed("sending neighbour advertisement", io::Error::last_os_error()));
-    }
-    Ok(())
+    send_to(&sock, &msg, &dst).map_err(|e| failed("sending neighbour advertisement", e))
 }
 
 #[cfg(test)]
