@@ -1,0 +1,261 @@
+//! Git mirrors for Hale: the code that decides *which commit may run* on a node.
+//!
+//! A repository is known on a node by a short name. Its master (a path, `file://` or
+//! `git://` URL) is fetched into a bare mirror; the tip of the configured ref is accepted only
+//! if it fast-forwards from the last accepted commit (a history rewrite on the master is
+//! refused) and, with `verify=signed`, if its SSH signature comes from a key in git's
+//! `allowed_signers` file. An accepted commit is checked out into a read-only tree of its own
+//! and a `current` link is switched to it atomically. Nothing here runs a `git` process: it is
+//! all libgit2, so no shell, no hooks, no config of the user running it.
+//!
+//! Layout (every directory overridable, so tests and unusual installs use their own):
+//!
+//! ```text
+//! /var/lib/hale/repos/NAME.git          bare mirror ($HALE_STATE_DIR, or state_dir=)
+//!     refs/hale/incoming/{heads,tags}/* what the last fetch saw on the master
+//!     refs/hale/verified/REF            the last commit of REF accepted (fast-forward, verified)
+//! /var/lib/hale/deploy/NAME/COMMIT/     one read-only tree per deployed commit
+//! /var/lib/hale/deploy/NAME/current     symlink to the COMMIT deployed last
+//! /etc/hale/repos.d/NAME.conf           `hale repo` settings of NAME ($HALE_CONFIG_DIR)
+//! ```
+//!
+//! A tree is written under `deploy/NAME/.incoming-COMMIT-PID` and renamed into place when
+//! complete, so a process killed during checkout leaves no half tree under a commit's name;
+//! the leftovers of dead processes are removed by the next deployment.
+
+mod deploy;
+mod mirror;
+mod signers;
+
+pub use mirror::{name_from_url, sync, Check, FetchError, Mirror, SyncReport};
+pub use signers::AllowedSigners;
+
+use std::path::{Path, PathBuf};
+
+/// Default state directory (mirrors and deployed trees).
+pub const STATE_DIR: &str = "/var/lib/hale";
+/// Default directory of per-repository settings for `hale repo`.
+pub const CONFIG_DIR: &str = "/etc/hale/repos.d";
+
+/// Where mirrors, trees and settings live on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub state_dir: PathBuf,
+    pub config_dir: PathBuf,
+}
+
+impl Default for Layout {
+    fn default() -> Layout {
+        Layout { state_dir: STATE_DIR.into(), config_dir: CONFIG_DIR.into() }
+    }
+}
+
+impl Layout {
+    /// The layout from `HALE_STATE_DIR` and `HALE_CONFIG_DIR`, else the defaults.
+    pub fn from_env() -> Layout {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        Layout {
+            state_dir: var("HALE_STATE_DIR").unwrap_or_else(|| STATE_DIR.into()),
+            config_dir: var("HALE_CONFIG_DIR").unwrap_or_else(|| CONFIG_DIR.into()),
+        }
+    }
+    pub fn with_state_dir(state_dir: &Path) -> Layout {
+        Layout { state_dir: state_dir.to_path_buf(), ..Layout::default() }
+    }
+    pub fn mirrors(&self) -> PathBuf {
+        self.state_dir.join("repos")
+    }
+    pub fn mirror(&self, name: &str) -> PathBuf {
+        self.mirrors().join(format!("{name}.git"))
+    }
+    pub fn deploy_dir(&self, name: &str) -> PathBuf {
+        self.state_dir.join("deploy").join(name)
+    }
+    pub fn tree(&self, name: &str, commit: &str) -> PathBuf {
+        self.deploy_dir(name).join(commit)
+    }
+    pub fn current(&self, name: &str) -> PathBuf {
+        self.deploy_dir(name).join("current")
+    }
+    pub fn config_file(&self, name: &str) -> PathBuf {
+        self.config_dir.join(format!("{name}.conf"))
+    }
+}
+
+/// Whether deployed commits must be signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// Any commit that fast-forwards is accepted (history rewrites are still refused).
+    None,
+    /// The tip must carry an SSH signature by a key in `allowed_signers`.
+    Signed,
+}
+
+impl VerifyMode {
+    pub fn parse(s: &str) -> Option<VerifyMode> {
+        match s {
+            "none" => Some(VerifyMode::None),
+            "signed" => Some(VerifyMode::Signed),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyMode::None => "none",
+            VerifyMode::Signed => "signed",
+        }
+    }
+}
+
+/// What to mirror, and the rules a commit must pass to be deployed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// The mirror's name on this node (file names: letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// The master: a path, `file://` or `git://` URL.
+    pub url: String,
+    /// Branch or tag.
+    pub reference: String,
+    pub verify: VerifyMode,
+    pub allowed_signers: Option<PathBuf>,
+}
+
+impl Source {
+    /// Check what no node could accept (the configuration itself is wrong).
+    pub fn check(&self) -> Result<(), String> {
+        if self.name.is_empty()
+            || self.name.starts_with('.')
+            || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!("repository name '{}' must be letters, digits, '-', '_' or '.'", self.name));
+        }
+        if self.url.is_empty() {
+            return Err("the repository URL is empty".into());
+        }
+        if let Some((scheme, _)) = self.url.split_once("://") {
+            if !matches!(scheme, "file" | "git") {
+                return Err(format!(
+                    "repository '{}': only paths, file:// and git:// URLs are supported (no TLS or SSH transport)",
+                    self.url
+                ));
+            }
+        } else if !self.url.starts_with('/') {
+            return Err(format!("repository '{}' must be an absolute path or a file:// or git:// URL", self.url));
+        }
+        if self.reference.is_empty()
+            || self.reference.starts_with('-')
+            || self.reference.contains("..")
+            || self.reference.chars().any(|c| c.is_whitespace() || "~^:?*[\\".contains(c))
+        {
+            return Err(format!("ref '{}' is not a valid branch or tag name", self.reference));
+        }
+        match (self.verify, &self.allowed_signers) {
+            (VerifyMode::Signed, None) => Err("verify=signed needs allowed_signers".into()),
+            (_, Some(p)) if !p.is_absolute() => {
+                Err(format!("allowed_signers '{}' must be an absolute path", p.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The trusted keys, when signatures are required.
+    pub fn signers(&self) -> Result<Option<AllowedSigners>, String> {
+        match (self.verify, &self.allowed_signers) {
+            (VerifyMode::Signed, Some(p)) => {
+                let s = AllowedSigners::load(p)?;
+                if s.is_empty() {
+                    return Err(format!("{} lists no usable key", p.display()));
+                }
+                Ok(Some(s))
+            }
+            (VerifyMode::Signed, None) => Err("verify=signed needs allowed_signers".into()),
+            (VerifyMode::None, _) => Ok(None),
+        }
+    }
+
+    /// The settings file text (`key = value` lines) that `hale repo` reads back.
+    pub fn to_config(&self) -> String {
+        let mut s = format!(
+            "# Hale repository {} (see `hale repo status`)\nmaster = {}\nref = {}\nverify = {}\n",
+            self.name,
+            self.url,
+            self.reference,
+            self.verify.as_str()
+        );
+        if let Some(p) = &self.allowed_signers {
+            s.push_str(&format!("allowed_signers = {}\n", p.display()));
+        }
+        s
+    }
+
+    /// Parse a settings file of repository `name`.
+    pub fn from_config(name: &str, text: &str) -> Result<Source, String> {
+        let mut src = Source {
+            name: name.to_string(),
+            url: String::new(),
+            reference: "master".into(),
+            verify: VerifyMode::Signed,
+            allowed_signers: None,
+        };
+        for (no, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = line.split_once('=').ok_or_else(|| format!("line {}: expected key = value", no + 1))?;
+            let v = v.trim().to_string();
+            match k.trim() {
+                "master" => src.url = v,
+                "ref" => src.reference = v,
+                "verify" => {
+                    src.verify = VerifyMode::parse(&v)
+                        .ok_or_else(|| format!("line {}: verify must be none or signed", no + 1))?
+                }
+                "allowed_signers" => src.allowed_signers = Some(v.into()),
+                other => return Err(format!("line {}: unknown key '{other}'", no + 1)),
+            }
+        }
+        src.check()?;
+        Ok(src)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src() -> Source {
+        Source {
+            name: "ops".into(),
+            url: "/srv/git/ops.git".into(),
+            reference: "master".into(),
+            verify: VerifyMode::Signed,
+            allowed_signers: Some("/etc/hale/allowed_signers".into()),
+        }
+    }
+
+    #[test]
+    fn config_round_trip() {
+        let s = src();
+        assert_eq!(Source::from_config("ops", &s.to_config()).unwrap(), s);
+        assert!(Source::from_config("ops", "master = /x\nfoo = 1\n").unwrap_err().contains("unknown key"));
+    }
+
+    #[test]
+    fn checks() {
+        assert!(src().check().is_ok());
+        assert!(Source { url: "https://h/x".into(), ..src() }.check().unwrap_err().contains("no TLS"));
+        assert!(Source { url: "rel/x".into(), ..src() }.check().unwrap_err().contains("absolute"));
+        assert!(Source { reference: "a..b".into(), ..src() }.check().is_err());
+        assert!(Source { allowed_signers: None, ..src() }.check().unwrap_err().contains("needs allowed_signers"));
+        assert!(Source { name: "../x".into(), ..src() }.check().is_err());
+        assert!(Source { url: "git://127.0.0.1:9/x".into(), verify: VerifyMode::None, ..src() }.check().is_ok());
+    }
+
+    #[test]
+    fn layout() {
+        let l = Layout::with_state_dir(Path::new("/s"));
+        assert_eq!(l.mirror("ops"), Path::new("/s/repos/ops.git"));
+        assert_eq!(l.current("ops"), Path::new("/s/deploy/ops/current"));
+    }
+}

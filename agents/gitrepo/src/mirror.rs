@@ -1,0 +1,345 @@
+//! The bare mirror of one repository: fetch, the fast-forward and signature checks, and the
+//! record of what was accepted.
+
+use crate::{deploy, AllowedSigners, Layout, Source, VerifyMode};
+use git2::{AutotagOption, FetchOptions, Oid, Repository};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Why a fetch failed (the master is unreachable, or not a repository).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchError(pub String);
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the master's tip means for this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// The tip is the commit accepted last.
+    UpToDate(Oid),
+    /// A new tip that fast-forwards and verifies.
+    Advance { tip: Oid, from: Option<Oid>, signer: String },
+    /// A new tip that must not run: why, for a person.
+    Refused { tip: Oid, reason: String },
+    /// The master has no such branch or tag (or nothing was fetched yet).
+    NoTip(String),
+}
+
+/// The short name of a repository from its URL or path: `/srv/git/ops.git` → `ops`.
+pub fn name_from_url(url: &str) -> String {
+    let last = url.trim_end_matches('/').rsplit(['/', ':']).next().unwrap_or("");
+    let last = last.strip_suffix(".git").unwrap_or(last);
+    let name: String =
+        last.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect();
+    let name = name.trim_start_matches('.').to_string();
+    if name.is_empty() {
+        "repo".into()
+    } else {
+        name
+    }
+}
+
+/// Abbreviated commit id for messages.
+pub(crate) fn short(oid: Oid) -> String {
+    oid.to_string()[..12].to_string()
+}
+
+fn gerr(what: &str, e: git2::Error) -> String {
+    format!("{what}: {}", e.message())
+}
+
+/// One repository's mirror on this node.
+pub struct Mirror {
+    repo: Repository,
+    pub name: String,
+    layout: Layout,
+}
+
+impl Mirror {
+    /// The existing mirror `name`, or None. Writes nothing (probes and monitors use this).
+    pub fn open(layout: &Layout, name: &str) -> Result<Option<Mirror>, String> {
+        let path = layout.mirror(name);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let repo = Repository::open_bare(&path).map_err(|e| gerr(&format!("mirror {}", path.display()), e))?;
+        Ok(Some(Mirror { repo, name: name.to_string(), layout: layout.clone() }))
+    }
+
+    /// The mirror of `source`, created if missing; its settings are recorded in the mirror's
+    /// git config (`hale.*`) so that `hale repo` finds them for mirrors the agents created.
+    pub fn create(layout: &Layout, source: &Source) -> Result<Mirror, String> {
+        let path = layout.mirror(&source.name);
+        let repo = if path.exists() {
+            Repository::open_bare(&path).map_err(|e| gerr(&format!("mirror {}", path.display()), e))?
+        } else {
+            std::fs::create_dir_all(layout.mirrors())
+                .map_err(|e| format!("cannot create {}: {e}", layout.mirrors().display()))?;
+            // Created under a temporary name and renamed: a killed init leaves no broken mirror.
+            let tmp = layout.mirrors().join(format!(".{}-{}.git", source.name, std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            Repository::init_bare(&tmp).map_err(|e| gerr(&format!("cannot create {}", tmp.display()), e))?;
+            if std::fs::rename(&tmp, &path).is_err() {
+                // Another process made it first.
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            Repository::open_bare(&path).map_err(|e| gerr(&format!("mirror {}", path.display()), e))?
+        };
+        let m = Mirror { repo, name: source.name.clone(), layout: layout.clone() };
+        m.record(source)?;
+        Ok(m)
+    }
+
+    fn record(&self, s: &Source) -> Result<(), String> {
+        let mut cfg = self.repo.config().map_err(|e| gerr("mirror config", e))?;
+        let mut set = |k: &str, v: &str| -> Result<(), String> {
+            if cfg.get_string(k).ok().as_deref() != Some(v) {
+                cfg.set_str(k, v).map_err(|e| gerr("mirror config", e))?;
+            }
+            Ok(())
+        };
+        set("hale.master", &s.url)?;
+        set("hale.ref", &s.reference)?;
+        set("hale.verify", s.verify.as_str())?;
+        if let Some(p) = &s.allowed_signers {
+            set("hale.allowedSigners", &p.to_string_lossy())?;
+        }
+        Ok(())
+    }
+
+    /// The settings recorded in the mirror, if complete.
+    pub fn recorded_source(&self) -> Option<Source> {
+        let cfg = self.repo.config().ok()?;
+        let get = |k: &str| cfg.get_string(k).ok();
+        Some(Source {
+            name: self.name.clone(),
+            url: get("hale.master")?,
+            reference: get("hale.ref")?,
+            verify: VerifyMode::parse(&get("hale.verify")?)?,
+            allowed_signers: get("hale.allowedSigners").map(PathBuf::from),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.repo.path()
+    }
+
+    /// Fetch every branch and tag of `url` into `refs/hale/incoming/`, giving up after
+    /// `timeout`. libgit2 has no timeout of its own (a black-holed git:// host blocks in
+    /// connect for minutes), so the fetch runs in a thread that is abandoned if it is late;
+    /// the process exits soon after, so nothing leaks for long.
+    pub fn fetch(&self, url: &str, timeout: Duration) -> Result<(), FetchError> {
+        let path = self.repo.path().to_path_buf();
+        let url_owned = url.to_string();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let r = (|| -> Result<(), git2::Error> {
+                let repo = Repository::open_bare(&path)?;
+                let mut remote = repo.remote_anonymous(&url_owned)?;
+                let mut opts = FetchOptions::new();
+                opts.download_tags(AutotagOption::None);
+                remote.fetch(
+                    &["+refs/heads/*:refs/hale/incoming/heads/*", "+refs/tags/*:refs/hale/incoming/tags/*"],
+                    Some(&mut opts),
+                    None,
+                )
+            })();
+            let _ = tx.send(r.map_err(|e| e.message().to_string()));
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(FetchError(format!("cannot fetch {url}: {e}"))),
+            Err(_) => Err(FetchError(format!("cannot fetch {url}: no answer within {:.0}s", timeout.as_secs_f32()))),
+        }
+    }
+
+    fn commit_of(&self, refname: &str) -> Option<Oid> {
+        let r = self.repo.find_reference(refname).ok()?;
+        r.peel_to_commit().ok().map(|c| c.id())
+    }
+
+    /// The master's tip of `reference` (branch first, then tag) as last fetched.
+    pub fn incoming(&self, reference: &str) -> Option<Oid> {
+        let r = reference.strip_prefix("refs/").unwrap_or(reference);
+        let r = r.strip_prefix("heads/").or_else(|| r.strip_prefix("tags/")).unwrap_or(r);
+        self.commit_of(&format!("refs/hale/incoming/heads/{r}"))
+            .or_else(|| self.commit_of(&format!("refs/hale/incoming/tags/{r}")))
+    }
+
+    fn verified_ref(reference: &str) -> String {
+        format!("refs/hale/verified/{}", reference.strip_prefix("refs/").unwrap_or(reference))
+    }
+
+    /// The last commit of `reference` accepted on this node.
+    pub fn verified(&self, reference: &str) -> Option<Oid> {
+        self.commit_of(&Mirror::verified_ref(reference))
+    }
+
+    /// Check the signature of `commit`. Returns who signed it.
+    pub fn verify_commit(&self, commit: Oid, signers: Option<&AllowedSigners>) -> Result<String, String> {
+        let Some(signers) = signers else {
+            return Ok("nobody (verify=none)".into());
+        };
+        let (sig, data) = match self.repo.extract_signature(&commit, None) {
+            Ok(x) => x,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => {
+                return Err(format!("commit {} is not signed", short(commit)))
+            }
+            Err(e) => return Err(gerr(&format!("commit {}", short(commit)), e)),
+        };
+        let time = self.repo.find_commit(commit).map(|c| c.time().seconds()).unwrap_or(0);
+        let sig = std::str::from_utf8(&sig).map_err(|_| format!("commit {}: signature is not text", short(commit)))?;
+        signers.verify(sig, &data, time).map_err(|e| format!("commit {}: {e}", short(commit)))
+    }
+
+    /// What the master's tip of `reference` means: nothing new, a commit that may run, or a
+    /// commit that must not (history rewrite, missing or bad signature).
+    pub fn check(&self, reference: &str, signers: Option<&AllowedSigners>) -> Check {
+        let Some(tip) = self.incoming(reference) else {
+            return Check::NoTip(format!("the master has no branch or tag '{reference}'"));
+        };
+        let from = self.verified(reference);
+        if from == Some(tip) {
+            return Check::UpToDate(tip);
+        }
+        if let Some(v) = from {
+            if !self.repo.graph_descendant_of(tip, v).unwrap_or(false) {
+                return Check::Refused {
+                    tip,
+                    reason: format!(
+                        "history rewrite refused: {reference} moved to {}, which does not descend from the accepted {}",
+                        short(tip),
+                        short(v)
+                    ),
+                };
+            }
+        }
+        match self.verify_commit(tip, signers) {
+            Ok(signer) => Check::Advance { tip, from, signer },
+            Err(reason) => Check::Refused { tip, reason: format!("refused: {reason}") },
+        }
+    }
+
+    /// Record `commit` as the accepted tip of `reference`.
+    pub fn accept(&self, reference: &str, commit: Oid) -> Result<(), String> {
+        self.repo
+            .reference(&Mirror::verified_ref(reference), commit, true, "hale: accepted")
+            .map(|_| ())
+            .map_err(|e| gerr("cannot record the accepted commit", e))
+    }
+
+    /// Forget the accepted commit of `reference`, so that the next sync takes the master's tip
+    /// even if it is not a fast-forward (after a deliberate history rewrite).
+    pub fn forget(&self, reference: &str) -> Result<(), String> {
+        match self.repo.find_reference(&Mirror::verified_ref(reference)) {
+            Ok(mut r) => r.delete().map_err(|e| gerr("cannot forget the accepted commit", e)),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Does `path` exist in the tree of `commit`?
+    pub fn has_path(&self, commit: Oid, path: &str) -> bool {
+        self.repo.find_commit(commit).and_then(|c| c.tree()).and_then(|t| t.get_path(Path::new(path))).is_ok()
+    }
+
+    /// The tree of `commit`, checked out read-only (idempotent).
+    pub fn deploy(&self, commit: Oid) -> Result<PathBuf, String> {
+        deploy::deploy(&self.repo, &self.layout, &self.name, commit)
+    }
+
+    /// Point `current` at the deployed `commit`, atomically.
+    pub fn set_current(&self, commit: Oid) -> Result<(), String> {
+        deploy::set_current(&self.layout, &self.name, commit)
+    }
+
+    /// The commit `current` points at.
+    pub fn current(&self) -> Option<String> {
+        deploy::current(&self.layout, &self.name)
+    }
+}
+
+/// What [`sync`] did.
+#[derive(Clone, Debug)]
+pub struct SyncReport {
+    /// The fetch failure, if the master could not be reached.
+    pub fetch_error: Option<String>,
+    /// The check of the master's tip (after a failed fetch: of the last fetched tip).
+    pub check: Check,
+    /// The accepted commit now deployed (None: nothing verified yet).
+    pub deployed: Option<Oid>,
+    /// Who signed the deployed commit, when it was accepted in this sync.
+    pub signer: Option<String>,
+}
+
+impl SyncReport {
+    /// A refusal or fetch problem, for a reason line.
+    pub fn problem(&self) -> Option<String> {
+        match (&self.check, &self.fetch_error) {
+            (Check::Refused { reason, .. }, _) => Some(reason.clone()),
+            (_, Some(e)) => Some(e.clone()),
+            (Check::NoTip(r), None) => Some(r.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Bring the mirror of `source` up to date: fetch (within `timeout`), accept the master's tip
+/// if it fast-forwards and verifies, deploy the accepted commit and switch `current` to it.
+/// Events are logged with the commit id and signer. A refused tip leaves the last accepted
+/// commit deployed.
+pub fn sync(layout: &Layout, source: &Source, timeout: Duration) -> Result<SyncReport, String> {
+    let signers = source.signers()?;
+    let m = Mirror::create(layout, source)?;
+    let fetch_error = m.fetch(&source.url, timeout).err().map(|e| e.0);
+    if let Some(e) = &fetch_error {
+        log::warn!("{}: {e}", source.name);
+    }
+    let check = m.check(&source.reference, signers.as_ref());
+    let mut signer = None;
+    match &check {
+        Check::Advance { tip, from, signer: who } => {
+            m.accept(&source.reference, *tip)?;
+            let from = from.map(|f| format!(" (was {})", short(f))).unwrap_or_default();
+            log::info!("{}: accepted {} {} signed by {who}{from}", source.name, source.reference, tip);
+            signer = Some(who.clone());
+        }
+        Check::Refused { tip, reason } => {
+            log::error!("{}: commit {tip} of {} not deployed: {reason}", source.name, source.reference);
+        }
+        Check::NoTip(r) if fetch_error.is_none() => log::warn!("{}: {r}", source.name),
+        _ => {}
+    }
+    let deployed = match m.verified(&source.reference) {
+        Some(c) => {
+            let fresh = !m.layout.tree(&m.name, &c.to_string()).is_dir();
+            m.deploy(c)?;
+            if m.current().as_deref() != Some(c.to_string().as_str()) {
+                m.set_current(c)?;
+            }
+            if fresh {
+                log::info!("{}: deployed {c} to {}", source.name, layout.tree(&m.name, &c.to_string()).display());
+            }
+            Some(c)
+        }
+        None => None,
+    };
+    Ok(SyncReport { fetch_error, check, deployed, signer })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(name_from_url("/srv/git/ops.git"), "ops");
+        assert_eq!(name_from_url("git://127.0.0.1:9418/team/scripts.git/"), "scripts");
+        assert_eq!(name_from_url("file:///x/my repo"), "my-repo");
+        assert_eq!(name_from_url("/"), "repo");
+    }
+}
