@@ -1,0 +1,368 @@
+//! The `dir` store: locks as files in a local or shared directory (NFS, SMB).
+//!
+//! Layout under the store directory (which must exist: it is never created, so that an
+//! unmounted share is an error instead of a private local directory nobody else sees):
+//!
+//! ```text
+//! held/<id>.json                   one file per granted lock (all its hosts), JSON
+//! intents/<id>.json                a waiting exclusive request's claim (writer preference)
+//! history/<token>-<id>.json        the grant, written once with the grant
+//! history/<token>-<id>.end.json    how it ended: released or expired
+//! counter                          the last fencing token
+//! .mutex                           the store mutex (see below)
+//! ```
+//!
+//! Every write goes to a fresh temporary file (created with create-new, i.e. `O_EXCL`),
+//! is flushed with fsync, and is renamed into place: a reader sees the old file or the new
+//! one, never half of one, and a crash leaves at most a `.tmp-*` file that readers ignore.
+//!
+//! Changes happen under a store-wide mutex: the file `.mutex`, created with create-new
+//! (atomic on local file systems, NFSv3+ and SMB), holding an owner nonce and its own short
+//! lease ([`MUTEX_LEASE`]). No `flock`/`fcntl` locks, which NFS and SMB do not all honour. A
+//! process killed while it holds the mutex delays others by at most the lease: the next one
+//! moves the stale mutex aside with an atomic rename, checks that what it moved is the stale
+//! one it saw (and puts back a live one it took by mistake), and carries on; the owner checks
+//! it still owns the mutex just before writing.
+//!
+//! Expiry compares lease times written in the files with this host's clock: hosts sharing a
+//! directory must keep their clocks in sync (NTP), as Kerberos and most shared storage
+//! already require. Use the etcd store where that cannot be promised.
+
+use crate::{Change, Decide, End, Ending, Intent, Lock, LockError, Record, State, Store, Time, Verdict};
+use serde::de::DeserializeOwned;
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long the store mutex stays valid without its owner: longer than any commit (a few
+/// small files), short enough that a killed owner does not stall others for long.
+pub const MUTEX_LEASE: Duration = Duration::from_secs(5);
+
+/// A lock store in a directory.
+#[derive(Clone, Debug)]
+pub struct DirStore {
+    root: PathBuf,
+    /// The longest wait for the store mutex.
+    timeout: Duration,
+}
+
+impl DirStore {
+    pub fn new(root: &Path) -> DirStore {
+        DirStore { root: root.to_path_buf(), timeout: Duration::from_secs(10) }
+    }
+    pub fn with_timeout(mut self, timeout: Duration) -> DirStore {
+        self.timeout = timeout;
+        self
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn check_root(&self) -> Result<(), LockError> {
+        match fs::metadata(&self.root) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(LockError::Unknown(format!("lock directory {} is not a directory", self.root.display()))),
+            Err(e) => Err(LockError::Unknown(format!("lock directory {}: {e} (not mounted?)", self.root.display()))),
+        }
+    }
+
+    fn unknown(&self, what: &str, path: &Path, e: impl std::fmt::Display) -> LockError {
+        LockError::Unknown(format!("{what} {}: {e}", path.display()))
+    }
+
+    /// Every `*.json` in `sub` (none if `sub` does not exist yet), parsed strictly: a file that
+    /// does not parse makes the state unknown, and is left in place for a person to look at.
+    fn read_all<T: DeserializeOwned>(
+        &self,
+        sub: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, T)>, LockError> {
+        let dir = self.root.join(sub);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(self.unknown("cannot list", &dir, e)),
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e.map_err(|e| self.unknown("cannot list", &dir, e))?;
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') || !name.ends_with(".json") || !keep(&name) {
+                continue;
+            }
+            let path = e.path();
+            let text = match fs::read(&path) {
+                Ok(t) => t,
+                // Released between the listing and the read.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.unknown("cannot read", &path, e)),
+            };
+            let value = serde_json::from_slice(&text).map_err(|e| self.unknown("corrupt lock record", &path, e))?;
+            out.push((name, value));
+        }
+        Ok(out)
+    }
+
+    fn read_counter(&self) -> Result<u64, LockError> {
+        let path = self.root.join("counter");
+        match fs::read_to_string(&path) {
+            Ok(t) => {
+                t.trim().parse().map_err(|_| self.unknown("corrupt token counter", &path, format!("'{}'", t.trim())))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(self.unknown("cannot read", &path, e)),
+        }
+    }
+
+    /// Everything in the store, expired entries included.
+    fn read_everything(&self) -> Result<State, LockError> {
+        self.check_root()?;
+        let locks = self.read_all::<Lock>("held", |_| true)?.into_iter().map(|(_, l)| l).collect();
+        let intents = self.read_all::<Intent>("intents", |_| true)?.into_iter().map(|(_, i)| i).collect();
+        Ok(State { locks, intents, last_token: self.read_counter()? })
+    }
+
+    /// Write `bytes` to `path` atomically: temporary file (create-new), fsync, rename.
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), LockError> {
+        let dir = path.parent().unwrap_or(&self.root);
+        let tmp = dir.join(format!(".tmp-{:016x}", crate::random_u64()));
+        let result = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)
+        })();
+        result.map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            self.unknown("cannot write", path, e)
+        })
+    }
+
+    fn write_json<T: serde::Serialize>(&self, path: &Path, value: &T) -> Result<(), LockError> {
+        let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| self.unknown("cannot encode", path, e))?;
+        bytes.push(b'\n');
+        self.write_atomic(path, &bytes)
+    }
+
+    fn remove(&self, path: &Path) -> Result<(), LockError> {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(self.unknown("cannot remove", path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn held_path(&self, id: &str) -> PathBuf {
+        self.root.join("held").join(format!("{id}.json"))
+    }
+    fn intent_path(&self, id: &str) -> PathBuf {
+        self.root.join("intents").join(format!("{id}.json"))
+    }
+    fn history_path(&self, token: u64, id: &str, end: bool) -> PathBuf {
+        let suffix = if end { ".end.json" } else { ".json" };
+        self.root.join("history").join(format!("{token:020}-{id}{suffix}"))
+    }
+
+    fn apply(&self, change: &Change) -> Result<(), LockError> {
+        match change {
+            Change::Grant(lock) => {
+                // The history record first: a grant is never visible without its record.
+                let record = self.history_path(lock.token, &lock.id, false);
+                self.write_json(&record, &Record { lock: lock.clone(), end: None })?;
+                let granted = self
+                    .write_atomic(&self.root.join("counter"), format!("{}\n", lock.token).as_bytes())
+                    .and_then(|_| self.write_json(&self.held_path(&lock.id), lock));
+                if granted.is_err() {
+                    let _ = fs::remove_file(&record);
+                }
+                granted
+            }
+            Change::Renew(lock) => self.write_json(&self.held_path(&lock.id), lock),
+            Change::Release(lock, end) => {
+                self.write_json(&self.history_path(lock.token, &lock.id, true), end)?;
+                self.remove(&self.held_path(&lock.id))
+            }
+            Change::SetIntent(i) => self.write_json(&self.intent_path(&i.id), i),
+            Change::DropIntent(i) => self.remove(&self.intent_path(&i.id)),
+        }
+    }
+
+    fn sync_dirs(&self) {
+        // The renames are durable once their directories are flushed (POSIX; on Windows the
+        // rename itself is durable and directories cannot be opened this way).
+        #[cfg(unix)]
+        for sub in ["held", "intents", "history", ""] {
+            if let Ok(d) = fs::File::open(self.root.join(sub)) {
+                let _ = d.sync_all();
+            }
+        }
+    }
+
+    fn lock_mutex(&self) -> Result<MutexGuard<'_>, LockError> {
+        let path = self.root.join(".mutex");
+        let nonce = format!("{:016x}", crate::random_u64());
+        let until = Instant::now() + self.timeout;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            let content = format!("{nonce} {}\n", Time::now().plus(MUTEX_LEASE).micros());
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    let written = f.write_all(content.as_bytes()).and_then(|_| f.sync_all());
+                    if let Err(e) = written {
+                        let _ = fs::remove_file(&path);
+                        return Err(self.unknown("cannot write the store mutex", &path, e));
+                    }
+                    return Ok(MutexGuard { store: self, path, nonce });
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => self.break_if_stale(&path),
+                Err(e) => return Err(self.unknown("cannot create the store mutex", &path, e)),
+            }
+            if Instant::now() >= until {
+                let holder = fs::read_to_string(&path).unwrap_or_default();
+                return Err(LockError::Unknown(format!(
+                    "the store mutex {} stayed taken for {:.0}s ({})",
+                    path.display(),
+                    self.timeout.as_secs_f64(),
+                    holder.trim()
+                )));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+    }
+
+    /// Move a mutex whose lease has run out out of the way (its owner died).
+    fn break_if_stale(&self, path: &Path) {
+        let Ok(seen) = fs::read_to_string(path) else { return };
+        let expiry = seen.split_whitespace().nth(1).and_then(|e| e.parse::<u64>().ok());
+        let stale = match expiry {
+            Some(e) => Time::from_micros(e) < Time::now(),
+            // Being written right now, or torn by a crash: judge by its age.
+            None => fs::metadata(path)
+                .and_then(|m| m.modified())
+                .map(|m| m.elapsed().unwrap_or_default() > MUTEX_LEASE)
+                .unwrap_or(false),
+        };
+        if !stale {
+            return;
+        }
+        let aside = self.root.join(format!(".mutex.stale-{:016x}", crate::random_u64()));
+        if fs::rename(path, &aside).is_err() {
+            return; // someone else moved it first
+        }
+        if fs::read_to_string(&aside).map(|c| c != seen).unwrap_or(false) {
+            // We took a fresh mutex that replaced the stale one meanwhile: give it back
+            // (link fails if yet another one exists, which then stands).
+            let _ = fs::hard_link(&aside, path);
+        } else {
+            log::warn!("removed a stale lock-store mutex {} ({})", path.display(), seen.trim());
+        }
+        let _ = fs::remove_file(&aside);
+    }
+}
+
+/// The store mutex, released when dropped.
+struct MutexGuard<'a> {
+    store: &'a DirStore,
+    path: PathBuf,
+    nonce: String,
+}
+
+impl MutexGuard<'_> {
+    fn owned(&self) -> bool {
+        fs::read_to_string(&self.path).is_ok_and(|c| c.split_whitespace().next() == Some(&self.nonce))
+    }
+    fn verify(&self) -> Result<(), LockError> {
+        if self.owned() {
+            Ok(())
+        } else {
+            Err(LockError::Unknown(format!(
+                "lost the store mutex {} (this process stalled longer than {}s); nothing was written",
+                self.path.display(),
+                MUTEX_LEASE.as_secs()
+            )))
+        }
+    }
+}
+
+impl Drop for MutexGuard<'_> {
+    fn drop(&mut self) {
+        if self.owned() {
+            let _ = fs::remove_file(&self.path);
+        }
+        let _ = self.store;
+    }
+}
+
+impl Store for DirStore {
+    fn describe(&self) -> String {
+        format!("dir {}", self.root.display())
+    }
+
+    fn state(&self) -> Result<State, LockError> {
+        let mut s = self.read_everything()?;
+        let now = Time::now();
+        s.locks.retain(|l| l.expires_at > now);
+        s.intents.retain(|i| i.expires_at > now);
+        Ok(s)
+    }
+
+    fn transact(&self, decide: &mut Decide<'_>) -> Result<Verdict, LockError> {
+        self.check_root()?;
+        for sub in ["held", "intents", "history"] {
+            let d = self.root.join(sub);
+            if !d.is_dir() {
+                fs::create_dir_all(&d).map_err(|e| self.unknown("cannot create", &d, e))?;
+            }
+        }
+        let guard = self.lock_mutex()?;
+        let mut state = self.read_everything()?;
+        let now = Time::now();
+        let (live, expired): (Vec<Lock>, Vec<Lock>) = state.locks.into_iter().partition(|l| l.expires_at > now);
+        state.locks = live;
+        let mut sweep: Vec<Change> = expired
+            .into_iter()
+            .map(|l| Change::Release(l.clone(), End { how: Ending::Expired, at: l.expires_at }))
+            .collect();
+        let (live, expired): (Vec<Intent>, Vec<Intent>) = state.intents.into_iter().partition(|i| i.expires_at > now);
+        state.intents = live;
+        sweep.extend(expired.into_iter().map(Change::DropIntent));
+        let (changes, verdict) = decide(&state, now);
+        if !changes.is_empty() || !sweep.is_empty() {
+            guard.verify()?;
+            for c in sweep.iter().chain(&changes) {
+                self.apply(c)?;
+            }
+            self.sync_dirs();
+        }
+        drop(guard);
+        Ok(verdict)
+    }
+
+    fn history(&self, host: Option<&str>) -> Result<Vec<Record>, LockError> {
+        self.check_root()?;
+        let ends: std::collections::BTreeMap<String, End> = self
+            .read_all::<End>("history", |n| n.ends_with(".end.json"))?
+            .into_iter()
+            .map(|(n, e)| (n.trim_end_matches(".end.json").to_string(), e))
+            .collect();
+        let held = self.read_everything()?.locks;
+        let now = Time::now();
+        let mut out: Vec<Record> = Vec::new();
+        for (name, mut rec) in self.read_all::<Record>("history", |n| !n.ends_with(".end.json"))? {
+            if host.is_some_and(|h| !rec.lock.covers(&crate::normalize_host(h))) {
+                continue;
+            }
+            let key = name.trim_end_matches(".json");
+            rec.end = ends.get(key).cloned().or_else(|| {
+                // Not ended on record: held, or expired and not yet swept.
+                let current = held.iter().find(|l| l.id == rec.lock.id && l.token == rec.lock.token);
+                let expires = current.map_or(rec.lock.expires_at, |l| l.expires_at);
+                (expires <= now).then_some(End { how: Ending::Expired, at: expires })
+            });
+            out.push(rec);
+        }
+        out.sort_by_key(|r| r.lock.token);
+        Ok(out)
+    }
+}

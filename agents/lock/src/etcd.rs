@@ -1,0 +1,359 @@
+//! The `etcd` store: locks in an etcd v3 cluster (3.4 or later), through etcd's JSON gRPC
+//! gateway (`POST /v3/kv/range`, `/v3/kv/txn`, `/v3/lease/grant|keepalive|revoke`), keys and
+//! values in base64.
+//!
+//! Keys:
+//!
+//! ```text
+//! /hale/lock/counter                 the last fencing token
+//! /hale/lock/held/<id>               a granted lock (JSON), attached to its own lease
+//! /hale/lock/intent/<id>             a waiting exclusive request's claim, on its own lease
+//! /hale/history/<token>-<id>         the grant, written in the same transaction
+//! /hale/history/<token>-<id>.end     when it ended: released, or the lease's last expiry
+//! ```
+//!
+//! Every change is one transaction guarded by the revision it was decided on: it only
+//! applies if nothing under `/hale/lock/` was created or modified since the range read
+//! (`mod_revision < read revision + 1` over the whole prefix), otherwise it is decided again
+//! on the new state. That makes the all-or-nothing grant of a dependency closure one atomic
+//! step, with no lock order to get wrong. Expiry is etcd's: a lease whose holder stops
+//! renewing is revoked by the etcd leader, which deletes the lock key; no host clock is
+//! trusted, so hosts need not agree on the time.
+//!
+//! Requests have per-phase timeouts and no global one, so no thread is ever started (ureq
+//! resolves names on a thread when a global timeout is set); give endpoints as IP addresses
+//! so that name resolution cannot stall a monitor.
+
+use crate::{Change, Decide, End, Ending, Intent, Lock, LockError, Record, State, Store, Time, Verdict};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const LOCKS: &str = "/hale/lock/";
+const COUNTER: &str = "/hale/lock/counter";
+const HELD: &str = "/hale/lock/held/";
+const INTENT: &str = "/hale/lock/intent/";
+const HISTORY: &str = "/hale/history/";
+
+/// A lock store in etcd.
+pub struct EtcdStore {
+    endpoints: Vec<String>,
+    agent: ureq::Agent,
+    timeout: Duration,
+}
+
+/// A failed call: the network (try the next endpoint) or etcd's own answer.
+enum CallError {
+    Transport(String),
+    Etcd(String),
+}
+
+impl EtcdStore {
+    /// `endpoints`: `http://host:port` URLs of etcd members, tried in order. `timeout`: the
+    /// connect and each read/write of one request.
+    pub fn new(endpoints: Vec<String>, timeout: Duration) -> EtcdStore {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(timeout))
+            .timeout_send_request(Some(timeout))
+            .timeout_send_body(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            .timeout_recv_body(Some(timeout))
+            .proxy(None)
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .user_agent(concat!("hale-lock/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        EtcdStore { endpoints, agent, timeout }
+    }
+
+    fn call(&self, path: &str, body: Value) -> Result<Value, CallError> {
+        let mut last = String::new();
+        for ep in &self.endpoints {
+            let url = format!("{ep}{path}");
+            match self.agent.post(&url).header("content-type", "application/json").send(body.to_string()) {
+                Ok(mut resp) => {
+                    let status = resp.status().as_u16();
+                    let text =
+                        resp.body_mut().read_to_string().map_err(|e| CallError::Transport(format!("{url}: {e}")))?;
+                    let v: Value = serde_json::from_str(&text)
+                        .map_err(|_| CallError::Transport(format!("{url}: not an etcd answer (HTTP {status})")))?;
+                    if status != 200 || v.get("error").is_some() {
+                        let msg = v.get("message").or(v.get("error")).and_then(Value::as_str).unwrap_or("error");
+                        return Err(CallError::Etcd(format!("{url}: HTTP {status}: {msg}")));
+                    }
+                    return Ok(v);
+                }
+                Err(e) => last = format!("{url}: {e}"),
+            }
+        }
+        Err(CallError::Transport(last))
+    }
+
+    fn call_known(&self, path: &str, body: Value) -> Result<Value, LockError> {
+        self.call(path, body).map_err(|e| match e {
+            CallError::Transport(m) => LockError::Unknown(format!("etcd unreachable ({m})")),
+            CallError::Etcd(m) => LockError::Unknown(format!("etcd refused the request ({m})")),
+        })
+    }
+
+    fn range(&self, prefix: &str) -> Result<(Vec<Value>, i64), LockError> {
+        let v = self.call_known("/v3/kv/range", json!({"key": b64(prefix), "range_end": b64(&prefix_end(prefix))}))?;
+        let rev = int(&v["header"]["revision"]);
+        Ok((v["kvs"].as_array().cloned().unwrap_or_default(), rev))
+    }
+
+    /// The live state, the read revision, and each held key's create revision.
+    fn read(&self) -> Result<(State, i64, BTreeMap<String, i64>), LockError> {
+        let (kvs, rev) = self.range(LOCKS)?;
+        let mut state = State::default();
+        let mut created = BTreeMap::new();
+        for kv in kvs {
+            let key = unb64(&kv["key"]).unwrap_or_default();
+            let value = unb64(&kv["value"]).unwrap_or_default();
+            let lease = int(&kv["lease"]);
+            let corrupt =
+                |e: serde_json::Error| LockError::Unknown(format!("corrupt lock record at etcd key {key}: {e}"));
+            if key == COUNTER {
+                state.last_token = value.trim().parse().map_err(|_| {
+                    LockError::Unknown(format!("corrupt token counter at etcd key {key}: '{}'", value.trim()))
+                })?;
+            } else if let Some(id) = key.strip_prefix(HELD) {
+                let mut l: Lock = serde_json::from_str(&value).map_err(corrupt)?;
+                l.lease = (lease != 0).then_some(lease);
+                created.insert(id.to_string(), int(&kv["create_revision"]));
+                state.locks.push(l);
+            } else if key.starts_with(INTENT) {
+                let mut i: Intent = serde_json::from_str(&value).map_err(corrupt)?;
+                i.lease = (lease != 0).then_some(lease);
+                state.intents.push(i);
+            }
+        }
+        Ok((state, rev, created))
+    }
+
+    fn grant_lease(&self, ttl: Duration) -> Result<i64, LockError> {
+        let secs = ttl.as_secs_f64().ceil().max(1.0) as i64;
+        let v = self.call_known("/v3/lease/grant", json!({"TTL": secs.to_string()}))?;
+        match int(&v["ID"]) {
+            0 => Err(LockError::Unknown("etcd granted no lease".into())),
+            id => Ok(id),
+        }
+    }
+
+    /// Renew a lease; false if it is gone.
+    fn keepalive(&self, lease: i64) -> Result<bool, LockError> {
+        let v = self.call_known("/v3/lease/keepalive", json!({"ID": lease.to_string()}))?;
+        Ok(int(&v["result"]["TTL"]) > 0)
+    }
+
+    fn revoke(&self, lease: i64) {
+        // Best effort: a lease nobody renews lapses by itself.
+        let _ = self.call("/v3/lease/revoke", json!({"ID": lease.to_string()}));
+    }
+}
+
+fn b64(s: &str) -> String {
+    B64.encode(s.as_bytes())
+}
+
+fn unb64(v: &Value) -> Option<String> {
+    v.as_str().and_then(|s| B64.decode(s).ok()).and_then(|b| String::from_utf8(b).ok())
+}
+
+/// etcd's gateway writes int64 as strings.
+fn int(v: &Value) -> i64 {
+    v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_i64()).unwrap_or(0)
+}
+
+/// The key just past every key starting with `prefix`.
+fn prefix_end(prefix: &str) -> String {
+    let mut b = prefix.as_bytes().to_vec();
+    if let Some(last) = b.last_mut() {
+        *last += 1;
+    }
+    String::from_utf8(b).unwrap_or_default()
+}
+
+fn put(key: &str, value: &str, lease: Option<i64>) -> Value {
+    let mut p = json!({"key": b64(key), "value": b64(value)});
+    if let Some(l) = lease {
+        p["lease"] = json!(l.to_string());
+    }
+    json!({"request_put": p})
+}
+
+fn delete(key: &str) -> Value {
+    json!({"request_delete_range": {"key": b64(key)}})
+}
+
+fn history_key(token: u64, id: &str) -> String {
+    format!("{HISTORY}{token:020}-{id}")
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+impl Store for EtcdStore {
+    fn describe(&self) -> String {
+        format!("etcd {}", self.endpoints.join(","))
+    }
+
+    fn state(&self) -> Result<State, LockError> {
+        Ok(self.read()?.0)
+    }
+
+    fn transact(&self, decide: &mut Decide<'_>) -> Result<Verdict, LockError> {
+        let until = Instant::now() + self.timeout * 3;
+        loop {
+            let (state, rev, created) = self.read()?;
+            let (changes, mut verdict) = decide(&state, Time::now());
+            if changes.is_empty() {
+                return Ok(verdict);
+            }
+            // Nothing under the lock prefix created or changed since the read.
+            let mut compare = vec![json!({
+                "target": "MOD", "key": b64(LOCKS), "range_end": b64(&prefix_end(LOCKS)),
+                "result": "LESS", "mod_revision": (rev + 1).to_string()
+            })];
+            let same_key = |id: &str| {
+                json!({"target": "CREATE", "key": b64(&format!("{HELD}{id}")), "result": "EQUAL",
+                       "create_revision": created.get(id).copied().unwrap_or(0).to_string()})
+            };
+            let (mut ops, mut fresh, mut revoke_after) = (vec![], vec![], vec![]);
+            let mut lost = false;
+            for change in changes {
+                match change {
+                    Change::Grant(mut lock) => {
+                        let lease = match self.grant_lease(Duration::from_secs(lock.ttl_secs)) {
+                            Ok(l) => l,
+                            Err(e) => {
+                                fresh.iter().for_each(|l| self.revoke(*l));
+                                return Err(e);
+                            }
+                        };
+                        fresh.push(lease);
+                        lock.lease = Some(lease);
+                        if let Verdict::Granted(l) = &mut verdict {
+                            l.lease = Some(lease);
+                        }
+                        ops.push(put(&format!("{HELD}{}", lock.id), &to_json(&lock), Some(lease)));
+                        ops.push(put(COUNTER, &lock.token.to_string(), None));
+                        ops.push(put(&history_key(lock.token, &lock.id), &to_json(&Record { lock, end: None }), None));
+                    }
+                    Change::Renew(mut lock) => {
+                        let old = state.lock(&lock.id);
+                        let mut lease = old.and_then(|o| o.lease).unwrap_or(0);
+                        if old.is_some_and(|o| o.ttl_secs == lock.ttl_secs) {
+                            if !self.keepalive(lease)? {
+                                lost = true;
+                                break;
+                            }
+                        } else {
+                            // A new lease length: a new lease, the old one revoked after.
+                            revoke_after.push(lease);
+                            lease = self.grant_lease(Duration::from_secs(lock.ttl_secs))?;
+                            fresh.push(lease);
+                        }
+                        lock.lease = Some(lease);
+                        if let Verdict::Renewed(l) = &mut verdict {
+                            l.lease = Some(lease);
+                        }
+                        compare.push(same_key(&lock.id));
+                        let end = End { how: Ending::Expired, at: lock.expires_at };
+                        ops.push(put(&format!("{}.end", history_key(lock.token, &lock.id)), &to_json(&end), None));
+                        ops.push(put(&format!("{HELD}{}", lock.id), &to_json(&lock), Some(lease)));
+                    }
+                    Change::Release(lock, end) => {
+                        compare.push(same_key(&lock.id));
+                        ops.push(delete(&format!("{HELD}{}", lock.id)));
+                        ops.push(put(&format!("{}.end", history_key(lock.token, &lock.id)), &to_json(&end), None));
+                        revoke_after.extend(lock.lease);
+                    }
+                    Change::SetIntent(mut intent) => {
+                        let lease = self.grant_lease(Time::now().until(intent.expires_at))?;
+                        fresh.push(lease);
+                        if let Some(old) = state.intent(&intent.id) {
+                            revoke_after.extend(old.lease);
+                        }
+                        intent.lease = Some(lease);
+                        ops.push(put(&format!("{INTENT}{}", intent.id), &to_json(&intent), Some(lease)));
+                    }
+                    Change::DropIntent(intent) => {
+                        ops.push(delete(&format!("{INTENT}{}", intent.id)));
+                        revoke_after.extend(intent.lease);
+                    }
+                }
+            }
+            if lost {
+                fresh.iter().for_each(|l| self.revoke(*l));
+                return Ok(Verdict::NotHeld);
+            }
+            let txn = self.call("/v3/kv/txn", json!({"compare": compare, "success": ops}));
+            match txn {
+                Ok(v) if v["succeeded"].as_bool() == Some(true) => {
+                    revoke_after.iter().for_each(|l| self.revoke(*l));
+                    return Ok(verdict);
+                }
+                Ok(_) => fresh.iter().for_each(|l| self.revoke(*l)),
+                // A lease that lapsed between the read and the write: decide again.
+                Err(CallError::Etcd(m)) if m.contains("lease not found") => fresh.iter().for_each(|l| self.revoke(*l)),
+                Err(CallError::Etcd(m)) => {
+                    fresh.iter().for_each(|l| self.revoke(*l));
+                    return Err(LockError::Unknown(format!("etcd refused the transaction ({m})")));
+                }
+                Err(CallError::Transport(m)) => {
+                    // The outcome is unknown; a grant that did apply lapses with its lease.
+                    fresh.iter().for_each(|l| self.revoke(*l));
+                    return Err(LockError::Unknown(format!("etcd unreachable during a transaction ({m})")));
+                }
+            }
+            if Instant::now() >= until {
+                return Err(LockError::Unknown(format!(
+                    "etcd: the lock state kept changing for {:.0}s; try again",
+                    (self.timeout * 3).as_secs_f64()
+                )));
+            }
+        }
+    }
+
+    fn history(&self, host: Option<&str>) -> Result<Vec<Record>, LockError> {
+        let (kvs, _) = self.range(HISTORY)?;
+        let state = self.state()?;
+        let now = Time::now();
+        let mut records = Vec::new();
+        let mut ends = BTreeMap::new();
+        for kv in kvs {
+            let key = unb64(&kv["key"]).unwrap_or_default();
+            let value = unb64(&kv["value"]).unwrap_or_default();
+            let corrupt =
+                |e: serde_json::Error| LockError::Unknown(format!("corrupt history record at etcd key {key}: {e}"));
+            if let Some(k) = key.strip_suffix(".end") {
+                ends.insert(k.to_string(), serde_json::from_str::<End>(&value).map_err(corrupt)?);
+            } else {
+                records.push((key.clone(), serde_json::from_str::<Record>(&value).map_err(corrupt)?));
+            }
+        }
+        let host = host.map(crate::normalize_host);
+        let mut out = Vec::new();
+        for (key, mut rec) in records {
+            if host.as_ref().is_some_and(|h| !rec.lock.covers(h)) {
+                continue;
+            }
+            let held = state.locks.iter().any(|l| l.id == rec.lock.id && l.token == rec.lock.token);
+            rec.end = match ends.remove(&key) {
+                Some(e) if e.how == Ending::Released => Some(e),
+                _ if held => None,
+                // The lease's last known expiry; earlier if it was revoked.
+                Some(e) => Some(End { how: Ending::Expired, at: e.at.min(now) }),
+                None => Some(End { how: Ending::Expired, at: rec.lock.expires_at.min(now) }),
+            };
+            out.push(rec);
+        }
+        out.sort_by_key(|r| r.lock.token);
+        Ok(out)
+    }
+}

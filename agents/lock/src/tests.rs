@@ -1,0 +1,162 @@
+//! The lock algebra on a directory store: kinds, writer preference, all-or-nothing, leases,
+//! tokens, history, and a corrupt record.
+
+use super::*;
+use crate::dir::DirStore;
+
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let p = std::env::temp_dir().join(format!("hale-lock-unit-{}", new_id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn req(id: &str, hosts: &[&str], kind: Kind, ttl: u64) -> Request {
+    let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+    Request::new(id, &hosts[0], &hosts, kind, Holder::this_process("unit test"), Duration::from_secs(ttl))
+}
+
+const NOW: Duration = Duration::ZERO;
+
+#[test]
+fn kinds_exclude_as_documented() {
+    let t = TempDir::new();
+    let s = DirStore::new(&t.0);
+    let a = acquire(&s, &req("a", &["h1"], Kind::Shared, 30), NOW).unwrap();
+    let b = acquire(&s, &req("b", &["h1"], Kind::File, 30), NOW).unwrap();
+    assert!(b.token > a.token, "tokens grow with every grant");
+    let e = acquire(&s, &req("x", &["h1"], Kind::Exclusive, 30), NOW).unwrap_err();
+    assert!(matches!(e, LockError::Busy(Blocker::Lock { .. })), "{e}");
+    assert!(e.to_string().contains("host h1 is locked shared by"), "{e}");
+    // The failed exclusive request left no intent behind.
+    assert!(s.state().unwrap().intents.is_empty());
+    release(&s, "a").unwrap().unwrap();
+    release(&s, "b").unwrap().unwrap();
+    let x = acquire(&s, &req("x", &["h1"], Kind::Exclusive, 30), NOW).unwrap();
+    assert!(x.token > b.token);
+    assert!(acquire(&s, &req("c", &["H1"], Kind::Shared, 30), NOW).is_err(), "host names are case-insensitive");
+    // Idempotent for the same id.
+    assert_eq!(acquire(&s, &req("x", &["h1"], Kind::Exclusive, 30), NOW).unwrap().token, x.token);
+}
+
+#[test]
+fn all_or_nothing_over_the_closure() {
+    let t = TempDir::new();
+    let s = DirStore::new(&t.0);
+    acquire(&s, &req("busy", &["c"], Kind::Exclusive, 30), NOW).unwrap();
+    let e = acquire(&s, &req("big", &["a", "b", "c"], Kind::Exclusive, 30), NOW).unwrap_err();
+    assert!(e.to_string().contains("host c is locked exclusive"), "{e}");
+    let st = s.state().unwrap();
+    assert_eq!(st.locks.len(), 1, "nothing of a, b was taken: {st:?}");
+    assert_eq!(st.locks_on("a").count(), 0);
+    release(&s, "busy").unwrap();
+    let l = acquire(&s, &req("big", &["c", "a", "b"], Kind::Exclusive, 30), NOW).unwrap();
+    assert_eq!(l.hosts, ["a", "b", "c"]);
+    assert_eq!(l.target, "c");
+}
+
+#[test]
+fn writer_preference_blocks_new_shared_locks() {
+    let t = TempDir::new();
+    let s = DirStore::new(&t.0);
+    acquire(&s, &req("r1", &["h"], Kind::Shared, 30), NOW).unwrap();
+    // The writer waits a little, leaving its intent while it does.
+    let w = req("w", &["h"], Kind::Exclusive, 30);
+    let until = Time::now().plus(Duration::from_secs(30));
+    let st = s.state().unwrap();
+    let (changes, verdict) = w.attempt(&st, Time::now(), until);
+    assert!(matches!(verdict, Verdict::Blocked(_)));
+    assert!(matches!(changes.as_slice(), [Change::SetIntent(_)]));
+    s.transact(&mut |st, now| w.attempt(st, now, until)).unwrap();
+    let e = acquire(&s, &req("r2", &["h"], Kind::Shared, 30), NOW).unwrap_err();
+    assert!(e.to_string().contains("reserved for a waiting exclusive lock"), "{e}");
+    // Another host is not affected.
+    acquire(&s, &req("r3", &["other"], Kind::Shared, 30), NOW).unwrap();
+    release(&s, "r1").unwrap();
+    let got = acquire(&s, &w, NOW).unwrap();
+    assert_eq!(got.kind, Kind::Exclusive);
+    assert!(s.state().unwrap().intent("w").is_none(), "the grant removes the intent");
+}
+
+#[test]
+fn leases_expire_and_renewal_keeps_them() {
+    let t = TempDir::new();
+    let s = DirStore::new(&t.0);
+    acquire(&s, &req("short", &["h"], Kind::Exclusive, 1), NOW).unwrap();
+    acquire(&s, &req("kept", &["k"], Kind::Exclusive, 1), NOW).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    renew(&s, "kept", Some(Duration::from_secs(5))).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(held(&s, "short").unwrap().is_none(), "expired");
+    assert!(held(&s, "kept").unwrap().is_some(), "renewed");
+    assert_eq!(renew(&s, "short", None).unwrap_err(), LockError::NotHeld("short".into()));
+    let next = acquire(&s, &req("next", &["h"], Kind::Exclusive, 30), NOW).unwrap();
+    let h = s.history(Some("h")).unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0].end.as_ref().map(|e| e.how), Some(Ending::Expired));
+    assert_eq!(h[1].lock.token, next.token);
+    assert!(h[1].end.is_none(), "still held");
+    assert_eq!(release(&s, "nope").unwrap(), None);
+    release(&s, "next").unwrap();
+    let h = s.history(None).unwrap();
+    assert_eq!(h.len(), 3);
+    assert_eq!(h.iter().filter(|r| r.end.as_ref().is_some_and(|e| e.how == Ending::Released)).count(), 1);
+}
+
+#[test]
+fn a_corrupt_record_makes_the_state_unknown_and_is_kept() {
+    let t = TempDir::new();
+    let s = DirStore::new(&t.0);
+    acquire(&s, &req("a", &["h"], Kind::Shared, 30), NOW).unwrap();
+    let bad = t.0.join("held/zz.json");
+    std::fs::write(&bad, "{not json").unwrap();
+    let e = s.state().unwrap_err();
+    assert!(matches!(&e, LockError::Unknown(m) if m.contains("corrupt lock record")), "{e}");
+    assert!(matches!(acquire(&s, &req("b", &["h"], Kind::Shared, 30), NOW), Err(LockError::Unknown(_))));
+    assert!(bad.exists(), "the corrupt file is left for a person to inspect");
+    std::fs::remove_file(&bad).unwrap();
+    assert_eq!(s.state().unwrap().locks.len(), 1, "nothing was lost");
+}
+
+#[test]
+fn a_missing_directory_is_unknown_never_free() {
+    let s = DirStore::new(std::path::Path::new("/nonexistent/hale-locks"));
+    assert!(matches!(s.state(), Err(LockError::Unknown(m)) if m.contains("not mounted")));
+    assert!(matches!(acquire(&s, &req("a", &["h"], Kind::Shared, 30), NOW), Err(LockError::Unknown(_))));
+    assert!(!std::path::Path::new("/nonexistent").exists(), "the store directory is never created");
+}
+
+#[test]
+fn a_stale_mutex_is_broken_after_its_lease() {
+    let t = TempDir::new();
+    let s = DirStore::new(&t.0);
+    // A holder that died while holding the mutex.
+    let expired = Time::now().micros() - 1;
+    std::fs::write(t.0.join(".mutex"), format!("deadbeef {expired}\n")).unwrap();
+    acquire(&s, &req("a", &["h"], Kind::Exclusive, 30), NOW).unwrap();
+    // A live one is respected until the wait ends.
+    let live = Time::now().plus(Duration::from_secs(60)).micros();
+    std::fs::write(t.0.join(".mutex"), format!("cafe {live}\n")).unwrap();
+    let s2 = DirStore::new(&t.0).with_timeout(Duration::from_millis(300));
+    assert!(matches!(release(&s2, "a"), Err(LockError::Unknown(m)) if m.contains("mutex")));
+    std::fs::remove_file(t.0.join(".mutex")).unwrap();
+    assert!(release(&s2, "a").unwrap().is_some());
+}
+
+#[test]
+fn bad_requests_are_invalid() {
+    let t = TempDir::new();
+    let s = DirStore::new(&t.0);
+    assert!(matches!(acquire(&s, &req("../x", &["h"], Kind::Shared, 30), NOW), Err(LockError::Invalid(_))));
+    assert!(matches!(acquire(&s, &req("a", &["h h"], Kind::Shared, 30), NOW), Err(LockError::Invalid(_))));
+    assert!(matches!(acquire(&s, &req("a", &["h"], Kind::Shared, 0), NOW), Err(LockError::Invalid(_))));
+}

@@ -1,0 +1,116 @@
+//! Wall-clock instants in UTC, written as RFC 3339 with microseconds
+//! (`2026-11-22T03:28:08.123456Z`): unambiguous across time zones and DST (ResourceLocker
+//! wrote local-time ticks), sortable as text, and precise enough to check from the history
+//! that two exclusive locks never overlapped.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Microseconds since the Unix epoch, UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Time(u64);
+
+impl Time {
+    pub fn now() -> Time {
+        Time(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0))
+    }
+    pub fn from_micros(us: u64) -> Time {
+        Time(us)
+    }
+    pub fn micros(self) -> u64 {
+        self.0
+    }
+    pub fn plus(self, d: Duration) -> Time {
+        Time(self.0.saturating_add(d.as_micros() as u64))
+    }
+    /// How long from `self` until `later` (zero if `later` is earlier).
+    pub fn until(self, later: Time) -> Duration {
+        Duration::from_micros(later.0.saturating_sub(self.0))
+    }
+
+    /// Parse what [`Time`]'s Display writes (and the same without fraction or with fewer digits).
+    pub fn parse(s: &str) -> Option<Time> {
+        let s = s.strip_suffix('Z')?;
+        let (date, clock) = s.split_once('T')?;
+        let mut d = date.splitn(3, '-');
+        let (y, m, day): (i64, u32, u32) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+        let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+        let mut t = hms.splitn(3, ':');
+        let (hh, mm, ss): (u64, u64, u64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?, t.next()?.parse().ok()?);
+        if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 || frac.len() > 6 {
+            return None;
+        }
+        let us_frac: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().ok()? };
+        let days = days_from_civil(y, m, day);
+        if days < 0 {
+            return None;
+        }
+        Some(Time(((days as u64 * 86400) + hh * 3600 + mm * 60 + ss) * 1_000_000 + us_frac))
+    }
+}
+
+impl fmt::Display for Time {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0 / 1_000_000;
+        let (y, m, d) = civil_from_days((secs / 86400) as i64);
+        let s = secs % 86400;
+        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z", s / 3600, s / 60 % 60, s % 60, self.0 % 1_000_000)
+    }
+}
+
+impl Serialize for Time {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Time, D::Error> {
+        let s = String::deserialize(d)?;
+        Time::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a UTC RFC 3339 time")))
+    }
+}
+
+/// Howard Hinnant's days-from-civil (proleptic Gregorian).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses_utc() {
+        assert_eq!(Time(0).to_string(), "1970-01-01T00:00:00.000000Z");
+        // 2024-02-29T12:34:56.789Z, a leap day.
+        let t = Time(1_709_210_096_789_000);
+        assert_eq!(t.to_string(), "2024-02-29T12:34:56.789000Z");
+        assert_eq!(Time::parse(&t.to_string()), Some(t));
+        assert_eq!(Time::parse("2024-02-29T12:34:56.789Z"), Some(t));
+        assert_eq!(Time::parse("2024-02-29T12:34:56Z"), Some(Time(1_709_210_096_000_000)));
+        assert_eq!(Time::parse("2024-02-29T12:34:56+01:00"), None);
+        assert_eq!(Time::parse("2024-13-01T00:00:00Z"), None);
+        let now = Time::now();
+        assert_eq!(Time::parse(&now.to_string()), Some(now));
+    }
+}
