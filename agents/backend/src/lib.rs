@@ -4,13 +4,16 @@
 //! its state, stop it inside a deadline, run a check command) and get a syslog writer for the
 //! runner. This crate holds that interface, the Linux implementation (nix and /proc, no forks
 //! on the read paths) and an in-memory fake for unit tests. The interface has no Unix type in
-//! it, so a Windows implementation (Job Objects, CreateProcess) can slot in beside Linux.
+//! it: the Windows implementation (Job Objects, CreateProcessW, the Event Log) sits beside
+//! Linux and the agents do not know which one they got.
 
 pub mod fake;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod net;
 pub mod process;
+#[cfg(windows)]
+pub mod windows;
 
 pub use process::{
     BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport, StopSignal,
@@ -32,4 +35,16 @@ pub fn network() -> Box<dyn net::Network> {
 #[cfg(target_os = "linux")]
 pub fn syslog() -> Option<Box<dyn hale_ocf::SyslogSink>> {
     Some(Box::new(linux::syslog::DevLog))
+}
+
+/// The process backend of the machine we run on.
+#[cfg(windows)]
+pub fn processes() -> Box<dyn Processes> {
+    Box::new(windows::WindowsProcesses::new())
+}
+
+/// The syslog writer of the machine we run on: the Windows Event Log.
+#[cfg(windows)]
+pub fn syslog() -> Option<Box<dyn hale_ocf::SyslogSink>> {
+    Some(Box::new(windows::eventlog::EventLog))
 }

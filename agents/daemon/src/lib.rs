@@ -25,9 +25,17 @@ use std::time::{Duration, Instant};
 pub use health::parse_host_port;
 
 /// The PATH a service gets unless `environment` sets one (what systemd gives services).
+#[cfg(not(windows))]
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// On Windows: the system directories and Windows PowerShell, as a LocalSystem service sees them.
+#[cfg(windows)]
+pub const DEFAULT_PATH: &str = r"C:\Windows\system32;C:\Windows;C:\Windows\System32\WindowsPowerShell\v1.0";
 /// Where default pidfiles live: tmpfs, so a reboot leaves no stale record.
+#[cfg(not(windows))]
 pub const RUN_DIR: &str = "/run/hale";
+/// On Windows there is no tmpfs: the pidfile's start time tells a stale record from a live one.
+#[cfg(windows)]
+pub const RUN_DIR: &str = r"C:\ProgramData\Hale\run";
 
 const PARAMS: &[Param] = &[
     Param::new(
@@ -156,7 +164,7 @@ impl Daemon {
 }
 
 fn default_pidfile(ctx: &Context) -> PathBuf {
-    PathBuf::from(format!("{RUN_DIR}/daemon-{}.pid", ctx.state_name()))
+    PathBuf::from(RUN_DIR).join(format!("daemon-{}.pid", ctx.state_name()))
 }
 
 fn tag(ctx: &Context) -> String {
@@ -174,7 +182,7 @@ fn split_words(name: &str, value: &str) -> OcfResult<Vec<String>> {
 
 fn absolute(name: &str, value: Option<&str>) -> OcfResult<Option<PathBuf>> {
     match value {
-        Some(v) if !v.starts_with('/') => {
+        Some(v) if !std::path::Path::new(v).is_absolute() => {
             Err(Failure::configured(format!("parameter {name}='{v}' must be an absolute path")))
         }
         v => Ok(v.map(PathBuf::from)),
@@ -434,7 +442,7 @@ impl Agent for Daemon {
         let pidfile = ctx
             .env
             .param("pidfile")
-            .filter(|p| p.starts_with('/'))
+            .filter(|p| std::path::Path::new(p).is_absolute())
             .map(PathBuf::from)
             .unwrap_or_else(|| default_pidfile(ctx));
         self.stop_all(&pidfile, &tag(ctx), StopSignal::Term, None, ctx)
@@ -467,5 +475,8 @@ impl Agent for Daemon {
     }
 }
 
-#[cfg(test)]
+// The unit tests use Unix paths; on Windows the agent is tested against real processes.
+#[cfg(all(test, not(windows)))]
 mod tests;
+#[cfg(all(test, windows))]
+mod windows_tests;
