@@ -24,9 +24,11 @@
 //! the leftovers of dead processes are removed by the next deployment.
 
 mod deploy;
+mod master;
 mod mirror;
 mod signers;
 
+pub use master::create_master;
 pub use mirror::{name_from_url, sync, Check, FetchError, Mirror, SyncReport};
 pub use signers::AllowedSigners;
 

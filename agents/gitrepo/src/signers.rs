@@ -151,8 +151,7 @@ impl AllowedSigners {
                         signer.valid_after = Some(parse_time(v).ok_or_else(|| bad(&format!("bad valid-after {v}")))?)
                     }
                     "valid-before" => {
-                        signer.valid_before =
-                            Some(parse_time(v).ok_or_else(|| bad(&format!("bad valid-before {v}")))?)
+                        signer.valid_before = Some(parse_time(v).ok_or_else(|| bad(&format!("bad valid-before {v}")))?)
                     }
                     other => return Err(bad(&format!("unknown option '{other}'"))),
                 }

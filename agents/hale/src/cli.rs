@@ -1,7 +1,7 @@
 //! The `hale` subcommands.
 
 use crate::registry::{self, AnyAgent};
-use crate::{describe, install, man};
+use crate::{describe, install, man, repo};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use hale_ocf::{Action, Env};
 use std::path::PathBuf;
@@ -67,6 +67,16 @@ enum Command {
     },
     /// Print the completion script for a shell.
     Completions { shell: clap_complete::Shell },
+    /// Host locks for maintenance: acquire, renew, release, status, deps, history, run.
+    Lock(crate::lock::LockArgs),
+    /// Git-deployed scripts: create a master repository, sync this node's mirrors, show them.
+    Repo {
+        #[command(subcommand)]
+        command: repo::RepoCommand,
+    },
+    /// The supervisor of ocf:hale:gitscript's periodic mode (started by the agent).
+    #[command(name = "gitscript-supervise", hide = true)]
+    GitscriptSupervise(repo::SuperviseArgs),
 }
 
 fn find(name: &str) -> Result<Box<dyn AnyAgent>, String> {
@@ -176,5 +186,8 @@ fn run(cmd: Command) -> Result<i32, String> {
             clap_complete::generate(shell, &mut cmd, "hale", &mut std::io::stdout());
             Ok(0)
         }
+        Command::Lock(args) => Ok(crate::lock::run(args)),
+        Command::Repo { command } => repo::run(command),
+        Command::GitscriptSupervise(args) => Ok(repo::supervise(args)),
     }
 }

@@ -7,8 +7,10 @@
 mod cli;
 mod describe;
 mod install;
+mod lock;
 mod man;
 mod registry;
+mod repo;
 
 fn main() {
     let argv0 = std::env::args_os().next().unwrap_or_default();

@@ -37,13 +37,16 @@ impl<A: Agent> AnyAgent for A {
 }
 
 /// The names of every agent, cheap (no construction).
-pub const NAMES: &[&str] = &["daemon", "vip"];
+pub const NAMES: &[&str] = &["daemon", "vip", "gitscript", "gitsync", "hostlock"];
 
 /// The agent called `name`, with this machine's backends.
 pub fn agent(name: &str) -> Option<Box<dyn AnyAgent>> {
     match name {
         "daemon" => Some(Box::new(hale_daemon::Daemon::new(hale_backend::processes()))),
         "vip" => Some(Box::new(hale_vip::Vip::new(hale_backend::network()))),
+        "gitscript" => Some(Box::new(hale_gitscript::GitScript::new(hale_backend::processes()))),
+        "gitsync" => Some(Box::new(hale_gitsync::GitSync::new(hale_backend::processes()))),
+        "hostlock" => Some(Box::new(hale_hostlock::HostLock)),
         _ => None,
     }
 }
