@@ -239,5 +239,137 @@ pub const VIP: Table = Table {
     ],
 };
 
+/// `ocf:hale:gitscript`: a signed master in the scratch directory, its mirror and trees there
+/// too; the script `exec`s sleep, so the resource has exactly one process.
+pub const GITSCRIPT: Table = Table {
+    agent: "gitscript",
+    valid: |dir| {
+        let (m, allowed) = crate::git::signed_master(dir);
+        p(&[
+            ("repository", &m.bare.to_string_lossy()),
+            ("entry", "bin/svc"),
+            ("allowed_signers", &allowed.to_string_lossy()),
+            ("state_dir", &dir.join("state").to_string_lossy()),
+            ("pidfile", &dir.join("gitscript.pid").to_string_lossy()),
+            ("logfile", &dir.join("gitscript.log").to_string_lossy()),
+        ])
+    },
+    slow_start: |dir| {
+        let mut v = (GITSCRIPT.valid)(dir);
+        v.push(("health_command".into(), "false".into()));
+        v
+    },
+    slow_reason: "not healthy",
+    active: |instance, _| {
+        let tag = format!("gitscript:{}", instance.rsplit_once(':').map_or(instance, |(b, _)| b));
+        crate::tagged_processes(&tag).iter().map(u32::to_string).collect()
+    },
+    runs_processes: true,
+    state_dirs: |dir| vec![dir.to_path_buf(), PathBuf::from("/run/hale")],
+    bad: &[
+        BadCase { unset: &["entry"], ..bad("entry missing", "validate-all", 6, "required parameter entry") },
+        BadCase { unset: &["repository"], ..bad("repository missing", "start", 6, "required parameter repository") },
+        BadCase { unset: &["repository"], ..bad("repository missing, probe", "monitor", 7, "") },
+        BadCase {
+            unset: &["repository"],
+            recurring: true,
+            ..bad("repository missing, recurring monitor", "monitor", 1, "repository")
+        },
+        BadCase { unset: &["repository"], ..bad("repository missing, stop", "stop", 0, "") },
+        BadCase {
+            unset: &["allowed_signers"],
+            ..bad("signed without keys", "validate-all", 6, "verify=signed needs allowed_signers")
+        },
+        BadCase {
+            set: &[("repository", "https://git.example.com/ops.git")],
+            ..bad("TLS transport", "validate-all", 6, "only paths, file:// and git://")
+        },
+        BadCase {
+            set: &[("entry", "../../etc/passwd")],
+            ..bad("entry escapes", "validate-all", 6, "inside the repository")
+        },
+        BadCase { set: &[("verify", "maybe")], ..bad("bad verify", "validate-all", 6, "verify='maybe' is not one of") },
+        BadCase { set: &[("mode", "cron")], ..bad("bad mode", "validate-all", 6, "mode='cron' is not one of") },
+        BadCase { set: &[("period", "soon")], ..bad("bad period", "validate-all", 6, "period='soon'") },
+        BadCase { set: &[("interpreter", "sh 'x")], ..bad("bad interpreter", "validate-all", 6, "unbalanced quotes") },
+        BadCase {
+            set: &[("allowed_signers", "/nonexistent/allowed_signers")],
+            ..bad("keys missing on this node", "start", 2, "cannot read /nonexistent/allowed_signers")
+        },
+        BadCase {
+            set: &[("allowed_signers", "/nonexistent/allowed_signers")],
+            ..bad("keys missing, probe", "monitor", 7, "")
+        },
+        BadCase {
+            set: &[("user", "no-such-user-hale")],
+            ..bad("missing user", "start", 2, "user 'no-such-user-hale' does not exist on this node")
+        },
+        BadCase {
+            set: &[("interpreter", "/nonexistent/python")],
+            ..bad("missing interpreter", "start", 5, "'/nonexistent/python' not found")
+        },
+        BadCase {
+            set: &[("entry", "bin/nope")],
+            ..bad("entry not in the commit", "start", 1, "entry bin/nope is not in commit")
+        },
+        BadCase {
+            set: &[("repository", "/nonexistent/master.git")],
+            ..bad("master missing, nothing deployed", "start", 1, "no verified commit to run")
+        },
+    ],
+};
+
+/// `ocf:hale:gitsync`: the same signed master; its state file is what is live. Outside a
+/// cluster it publishes nothing (no `CRM_meta_on_node`), so its monitor forks nothing; the
+/// slow start is a master that accepts connections and never answers.
+pub const GITSYNC: Table = Table {
+    agent: "gitsync",
+    valid: |dir| {
+        let (m, allowed) = crate::git::signed_master(dir);
+        p(&[
+            ("repository", &m.bare.to_string_lossy()),
+            ("allowed_signers", &allowed.to_string_lossy()),
+            ("state_dir", &dir.join("state").to_string_lossy()),
+            ("state_file", &dir.join("gitsync.state").to_string_lossy()),
+        ])
+    },
+    slow_start: |dir| {
+        let mut v = (GITSYNC.valid)(dir);
+        v.retain(|(k, _)| k != "repository" && k != "state_dir");
+        v.push(("repository".into(), crate::git::silent_master()));
+        v.push(("state_dir".into(), dir.join("slow-state").to_string_lossy().to_string()));
+        v
+    },
+    slow_reason: "no answer within",
+    active: |_, dir| {
+        let f = dir.join("gitsync.state");
+        if f.exists() {
+            vec![f.to_string_lossy().to_string()]
+        } else {
+            Vec::new()
+        }
+    },
+    runs_processes: false,
+    state_dirs: |dir| vec![dir.to_path_buf()],
+    bad: &[
+        BadCase {
+            unset: &["repository"],
+            ..bad("repository missing", "validate-all", 6, "required parameter repository")
+        },
+        BadCase { unset: &["repository"], ..bad("repository missing, probe", "monitor", 7, "") },
+        BadCase { unset: &["repository"], ..bad("repository missing, stop", "stop", 0, "") },
+        BadCase {
+            set: &[("attribute", "gitsync")],
+            ..bad("attribute not a health attribute", "validate-all", 6, "must start with #health")
+        },
+        BadCase { set: &[("red_after", "0")], ..bad("red_after zero", "validate-all", 6, "red_after=0") },
+        BadCase { set: &[("state_file", "x.state")], ..bad("relative state file", "validate-all", 6, "absolute path") },
+        BadCase {
+            set: &[("repository", "/nonexistent/master.git")],
+            ..bad("master missing, nothing verified", "start", 1, "nothing verified on this node")
+        },
+    ],
+};
+
 /// Every agent's table.
-pub const TABLES: &[&Table] = &[&DAEMON, &VIP];
+pub const TABLES: &[&Table] = &[&DAEMON, &VIP, &GITSCRIPT, &GITSYNC];
