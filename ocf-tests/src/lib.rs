@@ -7,6 +7,7 @@
 //! first; a test that finds no agent fails and says so.
 
 pub mod cluster;
+pub mod etcd;
 pub mod git;
 pub mod netns;
 pub mod tables;

@@ -239,6 +239,92 @@ pub const VIP: Table = Table {
     ],
 };
 
+/// The locks and waiting intents of resource `instance` in the dir store `dir`.
+fn hostlock_entries(instance: &str, dir: &Path) -> Vec<String> {
+    use hale_lock::Store;
+    let resource = instance.rsplit_once(':').map_or(instance, |(b, _)| b).replace([':', '/'], "-");
+    let state = hale_lock::dir::DirStore::new(dir).state().expect("read the test's lock directory");
+    let mine = |h: &hale_lock::Holder| h.resource.as_deref() == Some(resource.as_str());
+    let locks = state.locks.iter().filter(|l| mine(&l.holder)).map(|l| format!("lock {} token {}", l.id, l.token));
+    let intents = state.intents.iter().filter(|i| mine(&i.holder)).map(|i| format!("intent {}", i.id));
+    locks.chain(intents).collect()
+}
+
+/// `ocf:hale:hostlock` on a dir store in the scratch directory. The valid resource takes a
+/// shared lock; the slow one asks for an exclusive lock on the same host while another holder
+/// (not a resource) keeps a shared lock on it, so it waits, with its intent standing.
+pub const HOSTLOCK: Table = Table {
+    agent: "hostlock",
+    valid: |dir| p(&[("host", "conf-host"), ("kind", "shared"), ("path", &dir.to_string_lossy()), ("ttl", "60")]),
+    slow_start: |dir| {
+        let store = hale_lock::dir::DirStore::new(dir);
+        let holder = hale_lock::Holder::this_process("conformance: keeps the host busy");
+        let req = hale_lock::Request::new(
+            "blocker",
+            "conf-host",
+            &[],
+            hale_lock::Kind::Shared,
+            holder,
+            std::time::Duration::from_secs(3600),
+        );
+        hale_lock::acquire(&store, &req, std::time::Duration::ZERO).expect("the blocking lock");
+        let mut v = (HOSTLOCK.valid)(dir);
+        v.retain(|(k, _)| k != "kind");
+        v.push(("kind".into(), "exclusive".into()));
+        v
+    },
+    slow_reason: "is locked shared by",
+    active: hostlock_entries,
+    runs_processes: false,
+    state_dirs: |dir| vec![dir.to_path_buf()],
+    bad: &[
+        BadCase { set: &[("kind", "forever")], ..bad("bad kind", "validate-all", 6, "kind='forever' is not one of") },
+        BadCase { set: &[("store", "nfs")], ..bad("bad store", "start", 6, "store='nfs' is not one of") },
+        BadCase { set: &[("host", "two words")], ..bad("bad host", "validate-all", 6, "not a host name") },
+        BadCase { set: &[("ttl", "1")], ..bad("ttl too short", "validate-all", 6, "too short") },
+        BadCase { set: &[("ttl", "soon")], ..bad("bad ttl", "start", 6, "ttl='soon'") },
+        BadCase { set: &[("path", "locks")], ..bad("relative path", "validate-all", 6, "absolute") },
+        BadCase {
+            set: &[("store", "etcd"), ("endpoints", "127.0.0.1:2379")],
+            ..bad("endpoint without scheme", "validate-all", 6, "not an http://host:port")
+        },
+        BadCase {
+            set: &[("dependencies_file", "deps.json")],
+            ..bad("relative dependencies_file", "validate-all", 6, "must be absolute")
+        },
+        BadCase { set: &[("kind", "forever")], ..bad("bad kind, probe", "monitor", 7, "") },
+        BadCase { set: &[("kind", "forever")], recurring: true, ..bad("bad kind, monitor", "monitor", 1, "kind") },
+        BadCase { set: &[("kind", "forever")], ..bad("bad kind, stop", "stop", 0, "") },
+        BadCase { set: &[("path", "/nonexistent/locks")], ..bad("missing directory, level 0", "validate-all", 0, "") },
+        BadCase {
+            set: &[("path", "/nonexistent/locks")],
+            level: Some(10),
+            ..bad("missing directory, level 10", "validate-all", 5, "lock directory /nonexistent/locks does not exist")
+        },
+        BadCase {
+            set: &[("path", "/nonexistent/locks")],
+            ..bad("missing directory, start", "start", 5, "not mounted?")
+        },
+        BadCase { set: &[("path", "/nonexistent/locks")], ..bad("missing directory, stop", "stop", 0, "") },
+        BadCase {
+            set: &[("dependencies_file", "/nonexistent/deps.json")],
+            ..bad("missing dependencies file", "start", 5, "dependencies_file /nonexistent/deps.json does not exist")
+        },
+        BadCase {
+            set: &[("store", "etcd"), ("endpoints", "http://127.0.0.1:9")],
+            ..bad("etcd unreachable, start", "start", 1, "lock state unknown: etcd unreachable")
+        },
+        BadCase {
+            set: &[("store", "etcd"), ("endpoints", "http://127.0.0.1:9")],
+            ..bad("etcd unreachable, probe", "monitor", 1, "lock state unknown")
+        },
+        BadCase {
+            set: &[("store", "etcd"), ("endpoints", "http://127.0.0.1:9")],
+            ..bad("etcd unreachable, stop", "stop", 0, "")
+        },
+    ],
+};
+
 /// `ocf:hale:gitscript`: a signed master in the scratch directory, its mirror and trees there
 /// too; the script `exec`s sleep, so the resource has exactly one process.
 pub const GITSCRIPT: Table = Table {
@@ -372,4 +458,4 @@ pub const GITSYNC: Table = Table {
 };
 
 /// Every agent's table.
-pub const TABLES: &[&Table] = &[&DAEMON, &VIP, &GITSCRIPT, &GITSYNC];
+pub const TABLES: &[&Table] = &[&DAEMON, &VIP, &HOSTLOCK, &GITSCRIPT, &GITSYNC];

@@ -2,10 +2,9 @@
 //! record of what was accepted.
 
 use crate::{deploy, AllowedSigners, Layout, Source, VerifyMode};
-use git2::{AutotagOption, FetchOptions, Oid, Repository};
+use git2::{AutotagOption, FetchOptions, Oid, RemoteCallbacks, Repository};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why a fetch failed (the master is unreachable, or not a repository).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,32 +128,35 @@ impl Mirror {
         self.repo.path()
     }
 
-    /// Fetch every branch and tag of `url` into `refs/hale/incoming/`, giving up after
-    /// `timeout`. libgit2 has no timeout of its own (a black-holed git:// host blocks in
-    /// connect for minutes), so the fetch runs in a thread that is abandoned if it is late;
-    /// the process exits soon after, so nothing leaks for long.
+    /// Fetch every branch and tag of `url` into `refs/hale/incoming/`, giving up after about
+    /// `timeout`: libgit2's connect and read timeouts bound each wait on the server, and the
+    /// transfer is abandoned if it runs past the deadline. No thread and no process is created,
+    /// so an agent's monitor that fetches still forks nothing.
     pub fn fetch(&self, url: &str, timeout: Duration) -> Result<(), FetchError> {
-        let path = self.repo.path().to_path_buf();
-        let url_owned = url.to_string();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let r = (|| -> Result<(), git2::Error> {
-                let repo = Repository::open_bare(&path)?;
-                let mut remote = repo.remote_anonymous(&url_owned)?;
-                let mut opts = FetchOptions::new();
-                opts.download_tags(AutotagOption::None);
-                remote.fetch(
-                    &["+refs/heads/*:refs/hale/incoming/heads/*", "+refs/tags/*:refs/hale/incoming/tags/*"],
-                    Some(&mut opts),
-                    None,
-                )
-            })();
-            let _ = tx.send(r.map_err(|e| e.message().to_string()));
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX).max(1);
+        // SAFETY: these set libgit2 globals; agents and `hale repo` are single-threaded here.
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
+        }
+        let deadline = Instant::now() + timeout;
+        let mut callbacks = RemoteCallbacks::new();
+        callbacks.transfer_progress(move |_| Instant::now() < deadline);
+        let mut opts = FetchOptions::new();
+        opts.download_tags(AutotagOption::None).remote_callbacks(callbacks);
+        let result = self.repo.remote_anonymous(url).and_then(|mut remote| {
+            remote.fetch(
+                &["+refs/heads/*:refs/hale/incoming/heads/*", "+refs/tags/*:refs/hale/incoming/tags/*"],
+                Some(&mut opts),
+                None,
+            )
         });
-        match rx.recv_timeout(timeout) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(FetchError(format!("cannot fetch {url}: {e}"))),
-            Err(_) => Err(FetchError(format!("cannot fetch {url}: no answer within {:.0}s", timeout.as_secs_f32()))),
+        match result {
+            Ok(()) => Ok(()),
+            Err(_) if Instant::now() >= deadline => {
+                Err(FetchError(format!("cannot fetch {url}: no answer within {:.0}s", timeout.as_secs_f32())))
+            }
+            Err(e) => Err(FetchError(format!("cannot fetch {url}: {}", e.message()))),
         }
     }
 

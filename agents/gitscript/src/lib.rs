@@ -144,6 +144,26 @@ const PARAMS: &[Param] = &[
          operation's timeout allows.",
     )
     .kind(Kind::Seconds),
+    Param::new(
+        "health_url",
+        "Health URL",
+        "As for ocf:hale:daemon: an http(s) URL start waits for and monitors of depth 10 check.",
+    )
+    .reloadable(),
+    Param::new("health_regex", "Health body regex", "As for ocf:hale:daemon: a regex the health_url body must match.")
+        .reloadable(),
+    Param::new("health_tcp", "Health TCP address", "As for ocf:hale:daemon: host:port that must accept a connection.")
+        .reloadable(),
+    Param::new(
+        "health_command",
+        "Health command",
+        "As for ocf:hale:daemon: a program and arguments (no shell) whose exit status 0 means healthy.",
+    )
+    .reloadable(),
+    Param::new("health_timeout", "Health check timeout", "Seconds each health check may take.")
+        .kind(Kind::Seconds)
+        .default("5")
+        .reloadable(),
 ];
 
 const ACTIONS: &[ActionSpec] = &[
@@ -278,8 +298,8 @@ impl GitScript {
             logfile: c.process.logfile.clone(),
             stop_signal: c.process.stop_signal,
             stop_timeout: c.process.stop_timeout,
-            health: Default::default(),
-            health_timeout: Duration::from_secs(5),
+            health: c.process.health.clone(),
+            health_timeout: c.process.health_timeout,
             tag: c.process.tag.clone(),
         })
     }
@@ -335,13 +355,25 @@ fn tag(ctx: &Context) -> String {
 fn process_params(v: &Values, ctx: &Context) -> OcfResult<Process> {
     let mut env = hale_ocf::Env::new();
     env.set("OCF_RESKEY_command", "placeholder");
-    for k in ["workdir", "user", "environment", "logfile", "stop_signal", "stop_timeout"] {
+    for k in [
+        "workdir",
+        "user",
+        "environment",
+        "logfile",
+        "stop_signal",
+        "health_url",
+        "health_regex",
+        "health_tcp",
+        "health_command",
+    ] {
         if let Some(x) = v.str(k) {
             env.set(format!("OCF_RESKEY_{k}"), x);
         }
     }
-    if let Some(d) = v.duration("stop_timeout") {
-        env.set("OCF_RESKEY_stop_timeout", format!("{}", d.as_secs_f64()));
+    for k in ["stop_timeout", "health_timeout"] {
+        if let Some(d) = v.duration(k) {
+            env.set(format!("OCF_RESKEY_{k}"), format!("{}", d.as_secs_f64()));
+        }
     }
     let daemon = Daemon::new(Box::new(hale_backend::fake::FakeProcesses::new(&[], &[])));
     let values = Values::parse(daemon.params(), &env)?;

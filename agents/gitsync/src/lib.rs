@@ -24,7 +24,7 @@
 //! attribute, as ocf:pacemaker:ping does, so a node without gitsync is not held red.
 
 use hale_backend::Processes;
-use hale_gitrepo::{Check, Layout, Source};
+use hale_gitrepo::{Check, Layout, Mirror, Source};
 use hale_gitscript::{fetch_budget, source_from, source_params, validate_source};
 use hale_ocf::{Action, ActionSpec, Agent, AgentInfo, Context, Failure, Kind, OcfResult, OcfStatus, Param, Values};
 use std::path::{Path, PathBuf};
@@ -311,12 +311,19 @@ impl Agent for GitSync {
         Ok(())
     }
 
-    /// Start never fails for a red node: reporting red *is* gitsync's job.
+    /// Start does not fail for a red node, since reporting red *is* gitsync's job, with one
+    /// exception: a node that has never accepted a commit and cannot fetch has nothing to
+    /// stand on, and its start fails (after publishing red) so the cluster sees it.
     fn start(&self, c: &Config, ctx: &Context) -> OcfResult {
         let previous = State::read(&c.state_file).unwrap_or_default();
         previous.write(&c.state_file)?;
         let mut s = self.sync(c, &previous, ctx);
         self.publish(c, &mut s, previous.health, ctx);
+        let nothing = Mirror::open(&c.layout, &c.source.name).ok().flatten().and_then(|m| m.current()).is_none();
+        if nothing && s.failed_fetches > 0 {
+            let _ = std::fs::remove_file(&c.state_file);
+            return Err(Failure::generic(format!("nothing verified on this node and {}", s.reason)));
+        }
         s.write(&c.state_file)?;
         Ok(OcfStatus::Success)
     }

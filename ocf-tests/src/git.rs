@@ -1,0 +1,196 @@
+//! Real git repositories for the gitscript and gitsync tests: a bare master, a clone to commit
+//! from with the real `git` CLI, SSH signing keys made by `ssh-keygen`, an `allowed_signers`
+//! file, and a `git daemon` on loopback.
+
+use crate::require;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `git` with no system or user configuration (the test machine's must not matter).
+pub fn git(dir: &Path) -> Command {
+    let mut c = Command::new(require("git"));
+    c.current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(["-c", "init.defaultBranch=master", "-c", "user.name=Test", "-c", "user.email=test@example.com"]);
+    c
+}
+
+/// An SSH signing key and its line for allowed_signers.
+pub struct Key {
+    pub private: PathBuf,
+    pub principal: String,
+    /// `principal keytype base64`.
+    pub allowed_line: String,
+}
+
+impl Key {
+    /// A new ed25519 key in `dir`.
+    pub fn new(dir: &Path, principal: &str) -> Key {
+        let private = dir.join(format!("key-{}", principal.replace(['@', '.'], "-")));
+        if !private.exists() {
+            run(Command::new(require("ssh-keygen"))
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", principal, "-f"])
+                .arg(&private));
+        }
+        let public = std::fs::read_to_string(format!("{}.pub", private.display())).expect("public key");
+        let mut words = public.split_whitespace();
+        let line = format!("{principal} {} {}", words.next().unwrap_or(""), words.next().unwrap_or(""));
+        Key { private, principal: principal.to_string(), allowed_line: line }
+    }
+
+    /// Write an allowed_signers file trusting `keys`.
+    pub fn allowed_signers(path: &Path, keys: &[&Key]) -> PathBuf {
+        let text: String = keys.iter().map(|k| format!("{}\n", k.allowed_line)).collect();
+        std::fs::write(path, text).expect("write allowed_signers");
+        path.to_path_buf()
+    }
+}
+
+/// A master repository and a working clone.
+pub struct Master {
+    pub bare: PathBuf,
+    pub work: PathBuf,
+}
+
+impl Master {
+    /// `dir/master.git` and `dir/work` (created once; later calls reuse them).
+    pub fn new(dir: &Path) -> Master {
+        let m = Master { bare: dir.join("master.git"), work: dir.join("work") };
+        if !m.bare.exists() {
+            run(git(dir).args(["init", "-q", "--bare"]).arg(&m.bare));
+            run(git(dir).args(["clone", "-q"]).arg(&m.bare).arg(&m.work));
+        }
+        m
+    }
+
+    /// Write `files` (path, content, executable), commit (signed by `key` if given), push.
+    /// Returns the new commit id.
+    pub fn commit(&self, files: &[(&str, &str, bool)], key: Option<&Key>, message: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        for (path, content, exec) in files {
+            let p = self.work.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, content).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(if *exec { 0o755 } else { 0o644 })).unwrap();
+        }
+        run(git(&self.work).args(["add", "-A"]));
+        let mut c = git(&self.work);
+        if let Some(k) = key {
+            c.args(["-c", "gpg.format=ssh", "-c"]).arg(format!("user.signingkey={}", k.private.display()));
+            c.args(["commit", "-q", "--allow-empty", "-S", "-m", message]);
+        } else {
+            c.args(["commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", message]);
+        }
+        run(&mut c);
+        run(git(&self.work).args(["push", "-q", "origin", "HEAD:master"]));
+        self.head()
+    }
+
+    /// Replace the last commit with a different one and force-push it (a history rewrite).
+    pub fn rewrite(&self, key: Option<&Key>) -> String {
+        run(git(&self.work).args(["reset", "-q", "--hard", "HEAD~1"]));
+        let id = self.commit(&[("REWRITTEN", "history was rewritten\n", false)], key, "rewritten");
+        run(git(&self.work).args(["push", "-q", "--force", "origin", "HEAD:master"]));
+        id
+    }
+
+    pub fn head(&self) -> String {
+        run(git(&self.work).args(["rev-parse", "HEAD"]))
+    }
+}
+
+/// A `git daemon` serving `base` on 127.0.0.1, killed when dropped.
+pub struct GitDaemon {
+    child: Child,
+    pub port: u16,
+}
+
+impl GitDaemon {
+    pub fn start(base: &Path) -> GitDaemon {
+        let port = crate::free_port();
+        let daemon = Path::new("/usr/lib/git-core/git-daemon");
+        assert!(daemon.exists(), "git daemon (/usr/lib/git-core/git-daemon, package git) is required");
+        let child = Command::new(daemon)
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start git daemon");
+        let up = crate::wait_for(std::time::Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "git daemon did not listen on port {port}");
+        GitDaemon { child, port }
+    }
+
+    /// The git:// URL of `path` relative to the base.
+    pub fn url(&self, path: &str) -> String {
+        format!("git://127.0.0.1:{}/{path}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A git:// server on loopback that accepts connections and never answers: a master that
+/// hangs. Lives as long as the test process.
+pub fn silent_master() -> String {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    let port = *PORT.get_or_init(|| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in l.incoming().flatten() {
+                held.push(s);
+            }
+        });
+        port
+    });
+    format!("git://127.0.0.1:{port}/never.git")
+}
+
+/// A service script for a master: stays in the foreground (`exec sleep`), so the resource
+/// has exactly one process.
+pub const SERVICE: &str = "#!/bin/sh\necho \"service at $HALE_COMMIT\"\nexec sleep 100000\n";
+
+/// A master in `dir` with one signed commit holding `bin/svc`, its key and allowed_signers:
+/// what a conformance case needs. Idempotent.
+pub fn signed_master(dir: &Path) -> (Master, PathBuf) {
+    let key = Key::new(dir, "ops@example.com");
+    let allowed = dir.join("allowed_signers");
+    let m = Master::new(dir);
+    if !allowed.exists() {
+        Key::allowed_signers(&allowed, &[&key]);
+        m.commit(&[("bin/svc", SERVICE, true)], Some(&key), "service");
+    }
+    (m, allowed)
+}
