@@ -1,0 +1,156 @@
+//! Hosting an agent: the agents this build carries, and the `OCF_*` environment built from a
+//! stored configuration, exactly as Pacemaker would pass it.
+
+use crate::config::{self, ResourceConfig};
+use hale_ocf::{ActionSpec, Agent, AgentInfo, Env, Execution, OcfStatus, Param};
+use std::time::Duration;
+
+/// An agent with its configuration type erased.
+pub trait HostedAgent {
+    fn info(&self) -> AgentInfo;
+    fn params(&self) -> &'static [Param];
+    fn actions(&self) -> &'static [ActionSpec];
+    fn execute(&self, action: &str, env: &Env) -> Execution;
+}
+
+impl<A: Agent> HostedAgent for A {
+    fn info(&self) -> AgentInfo {
+        Agent::info(self)
+    }
+    fn params(&self) -> &'static [Param] {
+        Agent::params(self)
+    }
+    fn actions(&self) -> &'static [ActionSpec] {
+        Agent::actions(self)
+    }
+    fn execute(&self, action: &str, env: &Env) -> Execution {
+        hale_ocf::execute(self, Some(action), env)
+    }
+}
+
+/// The agents that build for Windows. `vip` manages Linux addresses (WSFC has its own IP
+/// Address resource); the lock and git agents come when they build for Windows.
+pub const AGENTS: &[&str] = &["daemon"];
+
+/// The agent called `name`. `owning`: the services it starts die with this process (the
+/// long-lived `service` and `app` modes); otherwise they outlive it (one action per process).
+pub fn agent(name: &str, owning: bool) -> Option<Box<dyn HostedAgent>> {
+    match name {
+        "daemon" => Some(Box::new(hale_daemon::Daemon::new(processes(owning)))),
+        _ => None,
+    }
+}
+
+#[cfg(windows)]
+fn processes(owning: bool) -> Box<dyn hale_backend::Processes> {
+    if owning {
+        Box::new(hale_backend::windows::WindowsProcesses::owning())
+    } else {
+        hale_backend::processes()
+    }
+}
+
+#[cfg(not(windows))]
+fn processes(_owning: bool) -> Box<dyn hale_backend::Processes> {
+    hale_backend::processes()
+}
+
+/// One resource instance: its name, configuration and agent.
+pub struct Host {
+    pub name: String,
+    pub config: ResourceConfig,
+    pub agent: Box<dyn HostedAgent>,
+}
+
+/// Which monitor: a recurring one of depth 0 or 10 (never a probe: the adapter only monitors
+/// what it started).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    Shallow,
+    Deep,
+}
+
+impl Host {
+    /// Load `name`'s configuration and its agent.
+    pub fn load(name: &str, owning: bool) -> Result<Host, String> {
+        let config = config::load(name)?;
+        let agent = agent(&config.agent, owning)
+            .ok_or_else(|| format!("resource {name}: agent '{}' is not part of this build", config.agent))?;
+        Ok(Host { name: name.to_string(), config, agent })
+    }
+
+    /// The environment of one action, as Pacemaker would build it (OCF 1.1).
+    pub fn env(&self, action: &str, depth: Option<Depth>) -> Env {
+        let c = &self.config;
+        let mut env = Env::new();
+        env.set("OCF_RA_VERSION_MAJOR", "1")
+            .set("OCF_RA_VERSION_MINOR", "1")
+            .set("OCF_RESOURCE_INSTANCE", self.name.as_str())
+            .set("OCF_RESOURCE_TYPE", self.agent.info().name)
+            .set("OCF_RESOURCE_PROVIDER", "hale");
+        let timeout = match action {
+            "start" => c.start_timeout,
+            "stop" => c.stop_timeout,
+            "monitor" => c.monitor_timeout,
+            _ => 20,
+        };
+        env.set("OCF_RESKEY_CRM_meta_timeout", (u64::from(timeout) * 1000).to_string());
+        if let Some(d) = depth {
+            let (level, every) = match d {
+                Depth::Shallow => ("0", c.interval),
+                Depth::Deep => ("10", c.interval * c.deep_every.max(1)),
+            };
+            env.set("OCF_CHECK_LEVEL", level)
+                .set("OCF_RESKEY_CRM_meta_interval", (u64::from(every) * 1000).to_string());
+        }
+        for (k, v) in &c.params {
+            env.set(format!("OCF_RESKEY_{k}"), v.as_str());
+        }
+        // Log lines go to the resource's log file and to the Event Log (syslog elsewhere).
+        env.set("HA_LOGFILE", config::log_path(&self.name).display().to_string());
+        env.set("HA_LOGFACILITY", "daemon");
+        env
+    }
+
+    /// Run one action; `depth` for monitors.
+    pub fn run(&self, action: &str, depth: Option<Depth>) -> Execution {
+        let exec = self.agent.execute(action, &self.env(action, depth));
+        log::debug!("{} {action}: {}", self.name, exec.status.code());
+        exec
+    }
+
+    pub fn start_budget(&self) -> Duration {
+        Duration::from_secs(self.config.start_timeout.into())
+    }
+    pub fn stop_budget(&self) -> Duration {
+        Duration::from_secs(self.config.stop_timeout.into())
+    }
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.config.interval.into())
+    }
+}
+
+/// Install the process-wide logger for the adapter's own lines, to the same places as the
+/// agent's (the resource's log file and the Event Log).
+pub fn install_logger(host: &Host) {
+    let env = host.env("start", None);
+    if let Some(dir) = config::log_path(&host.name).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = hale_ocf::logging::Logger::install(&env, host.agent.info().name, hale_backend::syslog());
+}
+
+/// A one-line summary for logs: `7 (not running): reason`.
+pub fn summary(e: &Execution) -> String {
+    let mut s = format!("{} ({})", e.status.code(), e.status.describe());
+    if let Some(r) = &e.reason {
+        s.push_str(": ");
+        s.push_str(r);
+    }
+    s
+}
+
+/// The exit code of a CLI action.
+pub fn exit_code(status: OcfStatus) -> i32 {
+    status.code()
+}
