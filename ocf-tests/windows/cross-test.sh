@@ -3,6 +3,11 @@
 #
 #   ocf-tests/windows/cross-test.sh [PACKAGE...]      # default: hale-ocf; works from any cwd
 #
+# When hale-wsfc is among the packages, two more steps follow the unit tests: the service test
+# (hale-wsfc.exe installed as a Windows service under Wine's service manager, for a daemon
+# resource supervising sleeper.exe: start, kill, restart, stop, uninstall) and the Windows zip
+# (packaging/windows/build-zip.sh, its contents checked).
+#
 # Env:
 #   HALE_WIN_MANIFEST=/path/Cargo.toml   build that manifest instead of the workspace (used to test
 #                                        this script against a throwaway crate; pass its package names)
@@ -40,6 +45,7 @@ export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 export RUSTC_BOOTSTRAP=1   # for -Zbuild-std on a stable compiler; never use #![feature] in the crates
 export CARGO_TARGET_DIR=$REPO/target/wincross
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+export CC_x86_64_pc_windows_gnu=x86_64-w64-mingw32-gcc   # crates with C parts (ring, for daemon's HTTPS)
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine   # cargo test runs each test .exe via wine
 export WINEPREFIX=$CARGO_TARGET_DIR/wineprefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 LOGS=$CARGO_TARGET_DIR/logs
@@ -75,6 +81,16 @@ timeout 1200 "${CARGO[@]}" test --no-fail-fast "${MANIFEST[@]}" "${PFLAGS[@]}" "
   >"$LOGS/test.log" 2>&1 </dev/null || rc=$?
 cat "$LOGS/test.log"
 
-echo ">> times: apt ${T_APT}s, build $((T_BUILD - T_APT))s, test build+Wine run $((SECONDS - T_BUILD))s," \
-     "total $((SECONDS - T0))s; rc=$rc"
+T_TEST=$SECONDS
+
+# 6. The service test and the zip, when the adapter is part of this run.
+if [[ " ${PKGS[*]} " == *" hale-wsfc "* ]] && [ -z "${HALE_WIN_MANIFEST:-}" ]; then
+  bash "$HERE/service-test.sh" || rc=1
+  bash "$REPO/packaging/windows/build-zip.sh" >"$LOGS/zip.log" 2>&1 </dev/null || { cat "$LOGS/zip.log"; rc=1; }
+  tail -n 3 "$LOGS/zip.log"
+  bash "$HERE/check-zip.sh" || rc=1
+fi
+
+echo ">> times: apt ${T_APT}s, build $((T_BUILD - T_APT))s, test build+Wine run $((T_TEST - T_BUILD))s," \
+     "service test + zip $((SECONDS - T_TEST))s, total $((SECONDS - T0))s; rc=$rc"
 exit "$rc"

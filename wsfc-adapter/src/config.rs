@@ -162,12 +162,32 @@ pub fn root() -> PathBuf {
     if let Some(r) = std::env::var_os("HALE_WSFC_ROOT").filter(|r| !r.is_empty()) {
         return PathBuf::from(r);
     }
-    if cfg!(windows) {
-        let pd = std::env::var_os("ProgramData").unwrap_or_else(|| r"C:\ProgramData".into());
-        PathBuf::from(pd).join("Hale")
-    } else {
-        PathBuf::from("/var/lib/hale/wsfc")
-    }
+    system_root()
+}
+
+/// `%ProgramData%\Hale`, from the known-folder API: services, the cluster's resource host and
+/// an administrator's shell must all find the same files, whatever their environment says.
+#[cfg(windows)]
+fn system_root() -> PathBuf {
+    use windows_sys::Win32::System::Com::CoTaskMemFree;
+    use windows_sys::Win32::UI::Shell::{FOLDERID_ProgramData, SHGetKnownFolderPath};
+    let mut out: windows_sys::core::PWSTR = std::ptr::null_mut();
+    // SAFETY: the GUID is a static; the returned string is read, then freed with CoTaskMemFree.
+    let dir = unsafe {
+        let ok = SHGetKnownFolderPath(&FOLDERID_ProgramData, 0, std::ptr::null_mut(), &mut out) == 0 && !out.is_null();
+        let dir = ok.then(|| {
+            let len = (0..).take_while(|&i| *out.add(i) != 0).count();
+            String::from_utf16_lossy(std::slice::from_raw_parts(out, len))
+        });
+        CoTaskMemFree(out.cast());
+        dir
+    };
+    PathBuf::from(dir.unwrap_or_else(|| r"C:\ProgramData".into())).join("Hale")
+}
+
+#[cfg(not(windows))]
+fn system_root() -> PathBuf {
+    PathBuf::from("/var/lib/hale/wsfc")
 }
 
 pub fn config_path(name: &str) -> PathBuf {

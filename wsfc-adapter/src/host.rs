@@ -140,6 +140,19 @@ pub fn install_logger(host: &Host) {
     let _ = hale_ocf::logging::Logger::install(&env, host.agent.info().name, hale_backend::syslog());
 }
 
+/// Append a line to the resource's log file before any logger exists (the configuration
+/// could not be loaded): a service has no console to say it on.
+pub fn log_early(name: &str, line: &str) {
+    use std::io::Write;
+    let path = config::log_path(name);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        let _ = writeln!(f, "hale-wsfc[{}]: ERROR: {line}", std::process::id());
+    }
+}
+
 /// A one-line summary for logs: `7 (not running): reason`.
 pub fn summary(e: &Execution) -> String {
     let mut s = format!("{} ({})", e.status.code(), e.status.describe());

@@ -135,6 +135,7 @@ fn service_main(_arguments: Vec<OsString>) {
         Ok(h) => h,
         Err(e) => {
             supervise::event(supervise::Event::ConfigInvalid, &e);
+            host::log_early(&name, &format!("service {} cannot start: {e}", service_name(&name)));
             scm.settle(
                 ServiceState::Stopped,
                 ServiceControlAccept::empty(),
