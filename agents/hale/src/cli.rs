@@ -68,7 +68,7 @@ enum Command {
     /// Print the completion script for a shell.
     Completions { shell: clap_complete::Shell },
     /// Host locks for maintenance: acquire, renew, release, status, deps, history, run.
-    Lock(crate::lock::LockArgs),
+    Lock(Box<crate::lock::LockArgs>),
     /// Git-deployed scripts: create a master repository, sync this node's mirrors, show them.
     Repo {
         #[command(subcommand)]
@@ -186,7 +186,7 @@ fn run(cmd: Command) -> Result<i32, String> {
             clap_complete::generate(shell, &mut cmd, "hale", &mut std::io::stdout());
             Ok(0)
         }
-        Command::Lock(args) => Ok(crate::lock::run(args)),
+        Command::Lock(args) => Ok(crate::lock::run(*args)),
         Command::Repo { command } => repo::run(command),
         Command::GitscriptSupervise(args) => Ok(repo::supervise(args)),
     }

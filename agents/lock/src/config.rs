@@ -190,7 +190,7 @@ pub fn hale_seconds(v: &str) -> Option<Duration> {
         _ => (v, 1.0),
     };
     let n: f64 = num.parse().ok()?;
-    (n.is_finite() && n >= 0.0 && n < 1e9).then(|| Duration::from_secs_f64(n * mult))
+    (n.is_finite() && (0.0..1e9).contains(&n)).then(|| Duration::from_secs_f64(n * mult))
 }
 
 #[cfg(test)]

@@ -18,13 +18,16 @@ use hale_ocf_tests::Scratch;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+/// Opens one client of the store under test (each client thread gets its own).
+type Opener = dyn Fn() -> Box<dyn Store + Send>;
+
 struct Result {
     ops: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
-fn run(store: &dyn Fn() -> Box<dyn Store + Send>, clients: usize, same_host: bool, secs: f64) -> Result {
+fn run(store: &Opener, clients: usize, same_host: bool, secs: f64) -> Result {
     let barrier = Arc::new(Barrier::new(clients));
     let started = Instant::now();
     let handles: Vec<_> = (0..clients)
@@ -80,7 +83,7 @@ fn main() {
     println!("acquire + release of an exclusive lock, {secs} s per case (latency of the pair, in ms)\n");
     println!("| store | clients | hosts | pairs | pairs/s | p50 ms | p90 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    let stores: [(&str, &dyn Fn() -> Box<dyn Store + Send>); 2] = [("dir", &dir_store), ("etcd", &etcd_store)];
+    let stores: [(&str, &Opener); 2] = [("dir", &dir_store), ("etcd", &etcd_store)];
     for (name, store) in stores {
         for (clients, same) in [(1, false), (8, false), (8, true)] {
             let r = run(store, clients, same, secs);
