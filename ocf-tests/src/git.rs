@@ -73,6 +73,7 @@ impl Master {
     pub fn new(dir: &Path) -> Master {
         let m = Master { bare: dir.join("master.git"), work: dir.join("work") };
         if !m.bare.exists() {
+            std::fs::create_dir_all(dir).expect("create the master's directory");
             run(git(dir).args(["init", "-q", "--bare"]).arg(&m.bare));
             run(git(dir).args(["clone", "-q"]).arg(&m.bare).arg(&m.work));
         }
@@ -82,6 +83,13 @@ impl Master {
     /// Write `files` (path, content, executable), commit (signed by `key` if given), push.
     /// Returns the new commit id.
     pub fn commit(&self, files: &[(&str, &str, bool)], key: Option<&Key>, message: &str) -> String {
+        self.commit_only(files, key, message);
+        run(git(&self.work).args(["push", "-q", "origin", "HEAD:master"]));
+        self.head()
+    }
+
+    /// Commit in the working clone without pushing.
+    fn commit_only(&self, files: &[(&str, &str, bool)], key: Option<&Key>, message: &str) {
         use std::os::unix::fs::PermissionsExt;
         for (path, content, exec) in files {
             let p = self.work.join(path);
@@ -98,16 +106,14 @@ impl Master {
             c.args(["commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", message]);
         }
         run(&mut c);
-        run(git(&self.work).args(["push", "-q", "origin", "HEAD:master"]));
-        self.head()
     }
 
     /// Replace the last commit with a different one and force-push it (a history rewrite).
     pub fn rewrite(&self, key: Option<&Key>) -> String {
         run(git(&self.work).args(["reset", "-q", "--hard", "HEAD~1"]));
-        let id = self.commit(&[("REWRITTEN", "history was rewritten\n", false)], key, "rewritten");
+        self.commit_only(&[("REWRITTEN", "history was rewritten\n", false)], key, "rewritten");
         run(git(&self.work).args(["push", "-q", "--force", "origin", "HEAD:master"]));
-        id
+        self.head()
     }
 
     pub fn head(&self) -> String {

@@ -1,0 +1,475 @@
+//! ocf:hale:gitscript, ocf:hale:gitsync and `hale repo` with real repositories: commits made
+//! and signed by the real git and ssh-keygen, served from paths and by a real `git daemon` on
+//! loopback, fetched by the installed agents.
+
+use hale_ocf_tests::git::{signed_master, GitDaemon, Key, Master, SERVICE};
+use hale_ocf_tests::{agent_path, hale_bin, tagged_processes, unique, wait_for, AgentRun, Invocation, Scratch};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// A signed master, its keys, and a gitscript resource on it, with everything in one scratch
+/// directory.
+struct Setup {
+    dir: Scratch,
+    master: Master,
+    ops: Key,
+    allowed: PathBuf,
+    instance: String,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = Scratch::new("git");
+        let (master, allowed) = signed_master(dir.path());
+        let ops = Key::new(dir.path(), "ops@example.com");
+        Setup { dir, master, ops, allowed, instance: unique("gitscript") }
+    }
+
+    fn params(&self) -> Vec<(String, String)> {
+        let s = |p: &Path| p.to_string_lossy().to_string();
+        vec![
+            ("repository".into(), s(&self.master.bare)),
+            ("entry".into(), "bin/svc".into()),
+            ("allowed_signers".into(), s(&self.allowed)),
+            ("state_dir".into(), s(&self.dir.join("state"))),
+            ("pidfile".into(), s(&self.dir.join("svc.pid"))),
+            ("logfile".into(), s(&self.dir.join("svc.log"))),
+        ]
+    }
+
+    /// The gitscript resource, with `extra` parameters replacing or adding to the defaults.
+    fn script(&self, extra: &[(&str, &str)]) -> Invocation {
+        let mut p = self.params();
+        for (k, v) in extra {
+            p.retain(|(pk, _)| pk != k);
+            p.push((k.to_string(), v.to_string()));
+        }
+        Invocation::new(&agent_path("gitscript"), &self.instance).params(&p)
+    }
+
+    fn running_commit(&self) -> String {
+        std::fs::read_to_string(self.dir.join("svc.commit")).unwrap_or_default().trim().to_string()
+    }
+
+    fn processes(&self) -> Vec<u32> {
+        tagged_processes(&format!("gitscript:{}", self.instance))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("svc.log")).unwrap_or_default()
+    }
+
+    /// Deployed commit trees (not the `current` link, not temporaries).
+    fn trees(&self, state: &str) -> Vec<String> {
+        let d = self.dir.join(state).join("deploy/master");
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.len() == 40)
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = self.script(&[]).run("stop");
+    }
+}
+
+fn depth10(c: &Invocation) -> AgentRun {
+    c.clone().depth(10).run("monitor")
+}
+
+fn reason(r: &AgentRun) -> String {
+    r.exit_reason().unwrap_or("").to_string()
+}
+
+#[test]
+fn a_signed_commit_runs_and_an_unsigned_one_never_does() {
+    let s = Setup::new();
+    let c1 = s.master.head();
+    let c = s.script(&[]);
+    let start = c.run("start");
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    assert!(start.stderr.contains(&format!("accepted master {c1} signed by ops@example.com")), "{}", start.stderr);
+    assert_eq!(s.running_commit(), c1);
+    assert!(wait_for(Duration::from_secs(10), || s.log().contains(&format!("service at {c1}"))), "{}", s.log());
+    let pid = s.processes();
+    assert_eq!(pid.len(), 1);
+    assert_eq!(depth10(&c).code, 0);
+
+    // An unsigned commit on the master: reported, never run.
+    let c2 = s.master.commit(&[("bin/svc", "#!/bin/sh\necho UNSIGNED RAN\nexec sleep 100000\n", true)], None, "x");
+    let m = depth10(&c);
+    assert_eq!(m.code, 190, "{}", m.stderr);
+    assert!(reason(&m).contains(&format!("commit {} is not signed", &c2[..12])), "{}", reason(&m));
+    let reload = c.run("reload-agent");
+    assert_eq!(reload.code, 0, "{}", reload.stderr);
+    assert!(reload.stderr.contains("not deployed: refused"), "{}", reload.stderr);
+    assert_eq!((s.running_commit(), s.processes()), (c1.clone(), pid.clone()), "the unsigned commit must not run");
+    assert!(!s.trees("state").contains(&c2), "the unsigned commit was checked out");
+
+    // A signed commit on top of it: the node is behind until reload-agent runs it.
+    let c3 = s.master.commit(&[], Some(&s.ops), "signed on top");
+    let m = depth10(&c);
+    assert_eq!(m.code, 190);
+    assert!(reason(&m).contains(&format!("behind: the verified tip of master is {}", &c3[..12])), "{}", reason(&m));
+    assert_eq!(c.run("reload-agent").code, 0);
+    assert_eq!(s.running_commit(), c3);
+    // c3's tree holds c2's script, now vouched for by ops' signature on c3.
+    assert!(wait_for(Duration::from_secs(10), || s.log().contains("UNSIGNED RAN")), "{}", s.log());
+    assert_ne!(s.processes(), pid);
+    assert_eq!(depth10(&c).code, 0);
+    assert_eq!(c.run("stop").code, 0);
+    assert!(s.processes().is_empty());
+    assert!(s.trees("state").contains(&c3), "stop leaves the deployed trees");
+
+    // A node whose master holds only unsigned history runs nothing.
+    let lone = Setup::new();
+    let unsigned_only = Master::new(&lone.dir.join("unsigned"));
+    unsigned_only.commit(&[("bin/svc", SERVICE, true)], None, "unsigned");
+    let c_unsigned = lone.script(&[("repository", &unsigned_only.bare.to_string_lossy())]);
+    let out = c_unsigned.run("start");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        reason(&out).contains("no verified commit to run") && reason(&out).contains("is not signed"),
+        "{}",
+        reason(&out)
+    );
+    assert!(lone.processes().is_empty());
+    let lone_trees = lone.dir.join("state/deploy/master");
+    assert!(std::fs::read_dir(&lone_trees).map_or(true, |mut d| d.next().is_none()), "nothing checked out");
+}
+
+#[test]
+fn a_wrongly_signed_commit_is_refused_and_the_previous_keeps_running() {
+    let s = Setup::new();
+    let c1 = s.master.head();
+    let c = s.script(&[]);
+    assert_eq!(c.run("start").code, 0);
+    let pid = s.processes();
+    let mallory = Key::new(s.dir.path(), "mallory@example.com");
+    let bad =
+        s.master.commit(&[("bin/svc", "#!/bin/sh\necho MALLORY\nexec sleep 100000\n", true)], Some(&mallory), "evil");
+    let m = depth10(&c);
+    assert_eq!(m.code, 190);
+    assert!(reason(&m).contains("which is not in allowed_signers"), "{}", reason(&m));
+    let reload = c.run("reload-agent");
+    assert_eq!(reload.code, 0);
+    assert!(reload.stderr.contains(&format!("commit {bad} of master not deployed")), "{}", reload.stderr);
+    assert_eq!((s.running_commit(), s.processes()), (c1.clone(), pid));
+    // A restart (stop, start) still runs the last good commit.
+    assert_eq!(c.run("stop").code, 0);
+    let start = c.run("start");
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    assert!(start.stderr.contains(&format!("running the last accepted commit {c1}")), "{}", start.stderr);
+    assert_eq!(s.running_commit(), c1);
+    assert!(!s.log().contains("MALLORY"));
+}
+
+#[test]
+fn a_force_push_is_refused_until_the_administrator_accepts_it() {
+    let s = Setup::new();
+    let c2 = s.master.commit(&[("NOTES", "two\n", false)], Some(&s.ops), "second");
+    let c = s.script(&[]);
+    assert_eq!(c.run("start").code, 0);
+    assert_eq!(s.running_commit(), c2);
+    let rewritten = s.master.rewrite(Some(&s.ops));
+    let m = depth10(&c);
+    assert_eq!(m.code, 190);
+    assert!(reason(&m).contains("history rewrite refused"), "{}", reason(&m));
+    assert_eq!(c.run("reload-agent").code, 0);
+    assert_eq!(s.running_commit(), c2, "a rewritten history must not replace the running commit");
+
+    // The administrator accepts it deliberately with hale repo sync --allow-rewrite.
+    let out = Command::new(hale_bin())
+        .args(["repo", "sync", "master", "--allow-rewrite"])
+        .env("HALE_STATE_DIR", s.dir.join("state"))
+        .env("HALE_CONFIG_DIR", s.dir.join("conf"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("deployed {rewritten}")), "{text}");
+    assert_eq!(c.run("reload-agent").code, 0);
+    assert_eq!(s.running_commit(), rewritten);
+    assert_eq!(depth10(&c).code, 0);
+}
+
+#[test]
+fn an_unreachable_master_degrades_but_never_fails_and_start_needs_it_only_once() {
+    let s = Setup::new();
+    let mut daemon = GitDaemon::start(s.dir.path());
+    let url = daemon.url("master.git");
+    let c = s.script(&[("repository", &url)]);
+    let start = c.run("start");
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    assert_eq!(s.running_commit(), s.master.head());
+    assert_eq!(depth10(&c).code, 0);
+
+    daemon.stop();
+    let m = depth10(&c);
+    assert_eq!(m.code, 190, "{}", m.stderr);
+    assert!(reason(&m).contains("master unreachable"), "{}", reason(&m));
+    assert_eq!(c.clone().recurring().run("monitor").code, 0, "depth 0 does not use the network");
+    // Restart with the master down: the last verified commit runs.
+    assert_eq!(c.run("stop").code, 0);
+    let start = c.run("start");
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    assert!(start.stderr.contains("cannot fetch"), "{}", start.stderr);
+    assert_eq!(s.processes().len(), 1);
+    // A node with nothing verified yet cannot start without the master.
+    let other = s.script(&[("repository", &url), ("state_dir", &s.dir.join("state2").to_string_lossy())]);
+    let other = other.env("OCF_RESOURCE_INSTANCE", &unique("gitscript-other"));
+    let out = other.run("start");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        reason(&out).contains("no verified commit to run") && reason(&out).contains("cannot fetch"),
+        "{}",
+        reason(&out)
+    );
+}
+
+#[test]
+fn sigkill_during_checkout_leaves_no_half_tree() {
+    let dir = Scratch::new("git-kill");
+    let (m, allowed) = signed_master(dir.path());
+    let ops = Key::new(dir.path(), "ops@example.com");
+    // Enough files that the checkout takes a while.
+    let files: Vec<(String, String)> =
+        (0..4000).map(|i| (format!("data/{:02}/f{i}.txt", i % 40), format!("file {i}\n").repeat(50))).collect();
+    let refs: Vec<(&str, &str, bool)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str(), false)).collect();
+    let tip = m.commit(&refs, Some(&ops), "many files");
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("big.conf"),
+        format!("master = {}\nverify = signed\nallowed_signers = {}\n", m.bare.display(), allowed.display()),
+    )
+    .unwrap();
+    let sync = |state: &Path| {
+        let mut c = Command::new(hale_bin());
+        c.args(["repo", "sync", "big"])
+            .env("HALE_STATE_DIR", state)
+            .env("HALE_CONFIG_DIR", &conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let mut killed_midway = 0;
+    let mut last_state = PathBuf::new();
+    for attempt in 0..20 {
+        let state = dir.join(&format!("state{attempt}"));
+        let deploy = state.join("deploy/big");
+        let mut child = sync(&state).spawn().unwrap();
+        let mut seen = false;
+        while child.try_wait().unwrap().is_none() {
+            let partial = std::fs::read_dir(&deploy)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(".incoming-"));
+            if partial {
+                let _ = child.kill();
+                seen = true;
+                break;
+            }
+        }
+        let _ = child.wait();
+        if seen {
+            killed_midway += 1;
+            assert!(!deploy.join(&tip).exists(), "a killed checkout left a tree under the commit's name");
+            assert!(!deploy.join("current").exists(), "current points at a half tree");
+            last_state = state;
+            if killed_midway >= 2 {
+                break;
+            }
+        }
+    }
+    assert!(killed_midway > 0, "never caught the checkout midway");
+    // The next sync removes the leftover and deploys the whole tree.
+    assert!(sync(&last_state).status().unwrap().success());
+    let deploy = last_state.join("deploy/big");
+    let names: Vec<String> =
+        std::fs::read_dir(&deploy).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    assert!(!names.iter().any(|n| n.starts_with('.')), "leftovers: {names:?}");
+    assert_eq!(std::fs::read_link(deploy.join("current")).unwrap(), Path::new(&tip));
+    let count = walk(&deploy.join(&tip));
+    assert_eq!(count, 4000 + 1, "every file of the commit (and bin/svc) is deployed");
+    assert_eq!(std::fs::read_to_string(deploy.join(&tip).join("data/07/f7.txt")).unwrap(), "file 7\n".repeat(50));
+}
+
+fn walk(p: &Path) -> usize {
+    std::fs::read_dir(p)
+        .unwrap()
+        .flatten()
+        .map(|e| if e.file_type().unwrap().is_dir() { walk(&e.path()) } else { 1 })
+        .sum()
+}
+
+#[test]
+fn a_periodic_script_that_keeps_failing_fails_the_monitor() {
+    let s = Setup::new();
+    s.master.commit(
+        &[("bin/ok", "#!/bin/sh\necho ok run\n", true), ("bin/fail", "echo failing >&2\nexit 3\n", false)],
+        Some(&s.ops),
+        "periodic jobs",
+    );
+    // A job that fails, run by an interpreter: monitor fails after max_failures in a row.
+    let c = s.script(&[
+        ("entry", "bin/fail"),
+        ("interpreter", "/bin/sh"),
+        ("mode", "periodic"),
+        ("period", "1"),
+        ("max_failures", "2"),
+    ]);
+    assert_eq!(c.run("start").code, 0);
+    let failed = wait_for(Duration::from_secs(60), || c.clone().recurring().run("monitor").code == 1);
+    assert!(failed, "monitor never failed");
+    let m = c.clone().recurring().run("monitor");
+    assert!(
+        reason(&m).contains("bin/fail failed") && reason(&m).contains("in a row (last: exit status 3)"),
+        "{}",
+        reason(&m)
+    );
+    assert!(s.log().contains("failing"), "the job's output goes to the logfile");
+    assert_eq!(c.run("stop").code, 0);
+    assert!(s.processes().is_empty(), "stop ends the supervisor");
+    assert!(!s.dir.join("svc.runs").exists());
+
+    // A job that succeeds keeps the monitor happy, run after run.
+    let c = s.script(&[("entry", "bin/ok"), ("mode", "periodic"), ("period", "1"), ("max_failures", "1")]);
+    assert_eq!(c.run("start").code, 0);
+    let runs = || std::fs::read_to_string(s.dir.join("svc.runs")).unwrap_or_default();
+    assert!(wait_for(Duration::from_secs(60), || runs().contains("runs=3")), "{}", runs());
+    assert!(runs().contains("consecutive_failures=0"));
+    assert_eq!(c.clone().recurring().run("monitor").code, 0);
+    assert_eq!(c.run("stop").code, 0);
+}
+
+fn gitsync(s: &Setup, extra: &[(&str, &str)]) -> Invocation {
+    let st = |p: PathBuf| p.to_string_lossy().to_string();
+    let mut p = vec![
+        ("repository".to_string(), st(s.master.bare.clone())),
+        ("allowed_signers".to_string(), st(s.allowed.clone())),
+        ("state_dir".to_string(), st(s.dir.join("sync-state"))),
+        ("state_file".to_string(), st(s.dir.join("gitsync.state"))),
+    ];
+    for (k, v) in extra {
+        p.retain(|(pk, _)| pk != k);
+        p.push((k.to_string(), v.to_string()));
+    }
+    Invocation::new(&agent_path("gitsync"), &unique("gitsync")).params(&p)
+}
+
+#[test]
+fn gitsync_health_is_green_red_on_a_refused_commit_and_yellow_then_red_when_unreachable() {
+    let s = Setup::new();
+    let health = || {
+        let t = std::fs::read_to_string(s.dir.join("gitsync.state")).unwrap_or_default();
+        t.lines().find_map(|l| l.strip_prefix("health=")).unwrap_or("").to_string()
+    };
+    let c = gitsync(&s, &[("red_after", "2")]);
+    assert_eq!(c.run("start").code, 0);
+    assert_eq!(health(), "green");
+    let mon = || c.clone().recurring().run("monitor");
+
+    s.master.commit(&[], None, "unsigned");
+    let m = mon();
+    assert_eq!(m.code, 0, "gitsync reports through the attribute, not by failing");
+    assert_eq!(health(), "red");
+    assert!(m.stderr.contains("node health red") && m.stderr.contains("is not signed"), "{}", m.stderr);
+    let c3 = s.master.commit(&[], Some(&s.ops), "signed again");
+    assert_eq!(mon().code, 0);
+    assert_eq!(health(), "green");
+    assert_eq!(
+        std::fs::read_link(s.dir.join("sync-state/deploy/master/current")).unwrap(),
+        Path::new(&c3),
+        "gitsync deploys what it accepts"
+    );
+
+    // The master goes away: yellow (behind), then red after red_after failures in a row.
+    let moved = s.dir.join("moved.git");
+    std::fs::rename(&s.master.bare, &moved).unwrap();
+    assert_eq!(mon().code, 0);
+    assert_eq!(health(), "yellow");
+    assert_eq!(mon().code, 0);
+    assert_eq!(health(), "red");
+    std::fs::rename(&moved, &s.master.bare).unwrap();
+    assert_eq!(mon().code, 0);
+    assert_eq!(health(), "green");
+    assert_eq!(c.run("stop").code, 0);
+    assert_eq!(c.clone().recurring().run("monitor").code, 7);
+}
+
+fn hale(args: &[&str], state: &Path, conf: &Path) -> (bool, String) {
+    let out =
+        Command::new(hale_bin()).args(args).env("HALE_STATE_DIR", state).env("HALE_CONFIG_DIR", conf).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn hale_repo_init_sync_and_status() {
+    let dir = Scratch::new("git-repo");
+    let (state, conf) = (dir.join("state"), dir.join("conf"));
+    let ops = Key::new(dir.path(), "ops@example.com");
+    let allowed = Key::allowed_signers(&dir.join("allowed_signers"), &[&ops]);
+    let master = dir.join("scripts.git");
+    let (ok, out) = hale(&["repo", "init", "scripts", "--master", &master.to_string_lossy()], &state, &conf);
+    assert!(!ok && out.contains("--allowed-signers"), "signed without keys must be refused: {out}");
+    let (ok, out) = hale(
+        &[
+            "repo",
+            "init",
+            "scripts",
+            "--master",
+            &master.to_string_lossy(),
+            "--allowed-signers",
+            &allowed.to_string_lossy(),
+        ],
+        &state,
+        &conf,
+    );
+    assert!(ok, "{out}");
+    let settings = std::fs::read_to_string(conf.join("scripts.conf")).unwrap();
+    assert!(settings.contains(&format!("master = {}", master.display())) && settings.contains("verify = signed"));
+
+    // The template: an entry script that shows where the code goes and how to log, a README.
+    let work = dir.join("work");
+    let st = hale_ocf_tests::git::git(dir.path()).args(["clone", "-q"]).arg(&master).arg(&work).status().unwrap();
+    assert!(st.success());
+    let script = std::fs::read_to_string(work.join("bin/run.sh")).unwrap();
+    assert!(script.contains("your code goes here") && script.contains("log()"), "{script}");
+    assert!(std::fs::read_to_string(work.join("README.md")).unwrap().contains("git commit -S"));
+
+    // The template commit is unsigned: sync refuses it, status says red.
+    let (ok, out) = hale(&["repo", "sync"], &state, &conf);
+    assert!(!ok && out.contains("is not signed"), "{out}");
+    let (_, json) = hale(&["repo", "status", "--json"], &state, &conf);
+    assert!(json.contains("\"health\": \"red\"") && json.contains("\"deployed\": null"), "{json}");
+
+    // A signed commit on top: synced, deployed, green.
+    let m = Master { bare: master.clone(), work: work.clone() };
+    let tip = m.commit(&[], Some(&ops), "first signed");
+    let (ok, out) = hale(&["repo", "sync", "scripts"], &state, &conf);
+    assert!(ok && out.contains(&format!("deployed {tip}, new, signed by ops@example.com")), "{out}");
+    let (ok, json) = hale(&["repo", "status", "--json"], &state, &conf);
+    assert!(ok);
+    for want in ["\"health\": \"green\"", &format!("\"deployed\": \"{tip}\""), &format!("\"master_tip\": \"{tip}\"")] {
+        assert!(json.contains(want), "{want} not in {json}");
+    }
+    let (_, text) = hale(&["repo", "status"], &state, &conf);
+    assert!(
+        text.starts_with("scripts") && text.contains("green") && text.contains("signed by ops@example.com"),
+        "{text}"
+    );
+    let tree = state.join("deploy/scripts").join(&tip);
+    let mode = std::fs::metadata(tree.join("bin/run.sh")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.permissions().mode() & 0o777, 0o555, "deployed trees are read-only");
+}
