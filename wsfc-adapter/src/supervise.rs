@@ -83,7 +83,7 @@ pub fn supervise(host: &Host, report: &dyn StatusReport, controls: &Receiver<Con
             Err(RecvTimeoutError::Timeout) => {}
         }
         cycle = cycle.wrapping_add(1);
-        let deep = host.config.deep_every > 0 && cycle % host.config.deep_every == 0;
+        let deep = host.config.deep_every > 0 && cycle.is_multiple_of(host.config.deep_every);
         let depth = if deep { Depth::Deep } else { Depth::Shallow };
         let m = host.run("monitor", Some(depth));
         match classify(m.status) {
