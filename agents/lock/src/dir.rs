@@ -187,15 +187,27 @@ impl DirStore {
         }
     }
 
-    fn sync_dirs(&self) {
+    /// The directories a change writes in.
+    fn touched(change: &Change) -> &'static [&'static str] {
+        match change {
+            Change::Grant(_) => &["history", "", "held"],
+            Change::Renew(_) => &["held"],
+            Change::Release(..) => &["history", "held"],
+            Change::SetIntent(_) | Change::DropIntent(_) => &["intents"],
+        }
+    }
+
+    fn sync_dirs(&self, dirs: &[&str]) {
         // The renames are durable once their directories are flushed (POSIX; on Windows the
         // rename itself is durable and directories cannot be opened this way).
         #[cfg(unix)]
-        for sub in ["held", "intents", "history", ""] {
+        for sub in dirs {
             if let Ok(d) = fs::File::open(self.root.join(sub)) {
                 let _ = d.sync_all();
             }
         }
+        #[cfg(not(unix))]
+        let _ = dirs;
     }
 
     fn lock_mutex(&self) -> Result<MutexGuard<'_>, LockError> {
@@ -207,7 +219,8 @@ impl DirStore {
             let content = format!("{nonce} {}\n", Time::now().plus(MUTEX_LEASE).micros());
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
-                    let written = f.write_all(content.as_bytes()).and_then(|_| f.sync_all());
+                    // No fsync: after a machine crash a stale mutex is broken after its lease.
+                    let written = f.write_all(content.as_bytes());
                     if let Err(e) = written {
                         let _ = fs::remove_file(&path);
                         return Err(self.unknown("cannot write the store mutex", &path, e));
@@ -227,7 +240,7 @@ impl DirStore {
                 )));
             }
             std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(5));
+            pause = (pause * 2).min(Duration::from_millis(2));
         }
     }
 
@@ -330,10 +343,14 @@ impl Store for DirStore {
         let (changes, verdict) = decide(&state, now);
         if !changes.is_empty() || !sweep.is_empty() {
             guard.verify()?;
+            let mut dirs: Vec<&str> = Vec::new();
             for c in sweep.iter().chain(&changes) {
                 self.apply(c)?;
+                dirs.extend(Self::touched(c));
             }
-            self.sync_dirs();
+            dirs.sort();
+            dirs.dedup();
+            self.sync_dirs(&dirs);
         }
         drop(guard);
         Ok(verdict)

@@ -208,10 +208,18 @@ impl Store for EtcdStore {
 
     fn transact(&self, decide: &mut Decide<'_>) -> Result<Verdict, LockError> {
         let until = Instant::now() + self.timeout * 3;
+        // A lease granted for a lock whose transaction lost a race is kept for the next try.
+        // (ttl, lease, a time before the lease was granted).
+        let mut spare: Option<(u64, i64, Time)> = None;
+        let mut pause = Duration::from_millis(1);
+        let mut jitter = crate::random_u64();
         loop {
             let (state, rev, created) = self.read()?;
             let (changes, mut verdict) = decide(&state, Time::now());
             if changes.is_empty() {
+                if let Some((_, l, _)) = spare.take() {
+                    self.revoke(l);
+                }
                 return Ok(verdict);
             }
             // Nothing under the lock prefix created or changed since the read.
@@ -228,17 +236,30 @@ impl Store for EtcdStore {
             for change in changes {
                 match change {
                     Change::Grant(mut lock) => {
-                        let lease = match self.grant_lease(Duration::from_secs(lock.ttl_secs)) {
-                            Ok(l) => l,
-                            Err(e) => {
-                                fresh.iter().for_each(|l| self.revoke(*l));
-                                return Err(e);
+                        let (lease, since) = match spare.take() {
+                            Some((ttl, l, since)) if ttl == lock.ttl_secs => (l, since),
+                            other => {
+                                if let Some((_, l, _)) = other {
+                                    self.revoke(l);
+                                }
+                                let since = Time::now();
+                                match self.grant_lease(Duration::from_secs(lock.ttl_secs)) {
+                                    Ok(l) => (l, since),
+                                    Err(e) => {
+                                        fresh.iter().for_each(|l| self.revoke(*l));
+                                        return Err(e);
+                                    }
+                                }
                             }
                         };
-                        fresh.push(lease);
+                        // Not in `fresh`: kept for a retry, revoked if the retry does not use it.
+                        spare = Some((lock.ttl_secs, lease, since));
+                        // The lease runs from its grant: never promise more than etcd keeps.
+                        lock.expires_at = lock.expires_at.min(since.plus(Duration::from_secs(lock.ttl_secs)));
                         lock.lease = Some(lease);
                         if let Verdict::Granted(l) = &mut verdict {
                             l.lease = Some(lease);
+                            l.expires_at = lock.expires_at;
                         }
                         ops.push(put(&format!("{HELD}{}", lock.id), &to_json(&lock), Some(lease)));
                         ops.push(put(COUNTER, &lock.token.to_string(), None));
@@ -288,35 +309,57 @@ impl Store for EtcdStore {
                     }
                 }
             }
+            let granted = matches!(verdict, Verdict::Granted(_)) && spare.is_some();
+            let drop_spare = |spare: &mut Option<(u64, i64, Time)>| {
+                if let Some((_, l, _)) = spare.take() {
+                    self.revoke(l);
+                }
+            };
             if lost {
                 fresh.iter().for_each(|l| self.revoke(*l));
+                drop_spare(&mut spare);
                 return Ok(Verdict::NotHeld);
             }
             let txn = self.call("/v3/kv/txn", json!({"compare": compare, "success": ops}));
             match txn {
                 Ok(v) if v["succeeded"].as_bool() == Some(true) => {
                     revoke_after.iter().for_each(|l| self.revoke(*l));
+                    if !granted {
+                        drop_spare(&mut spare);
+                    }
                     return Ok(verdict);
                 }
                 Ok(_) => fresh.iter().for_each(|l| self.revoke(*l)),
                 // A lease that lapsed between the read and the write: decide again.
-                Err(CallError::Etcd(m)) if m.contains("lease not found") => fresh.iter().for_each(|l| self.revoke(*l)),
+                Err(CallError::Etcd(m)) if m.contains("lease not found") => {
+                    fresh.iter().for_each(|l| self.revoke(*l));
+                    drop_spare(&mut spare);
+                }
                 Err(CallError::Etcd(m)) => {
                     fresh.iter().for_each(|l| self.revoke(*l));
+                    drop_spare(&mut spare);
                     return Err(LockError::Unknown(format!("etcd refused the transaction ({m})")));
                 }
                 Err(CallError::Transport(m)) => {
                     // The outcome is unknown; a grant that did apply lapses with its lease.
                     fresh.iter().for_each(|l| self.revoke(*l));
+                    drop_spare(&mut spare);
                     return Err(LockError::Unknown(format!("etcd unreachable during a transaction ({m})")));
                 }
             }
             if Instant::now() >= until {
+                drop_spare(&mut spare);
                 return Err(LockError::Unknown(format!(
                     "etcd: the lock state kept changing for {:.0}s; try again",
                     (self.timeout * 3).as_secs_f64()
                 )));
             }
+            // Lost a race with another client: back off a little, spread, before deciding again.
+            jitter ^= jitter << 13;
+            jitter ^= jitter >> 7;
+            jitter ^= jitter << 17;
+            std::thread::sleep(pause.mul_f64(0.5 + (jitter % 1000) as f64 / 1000.0));
+            pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
 
