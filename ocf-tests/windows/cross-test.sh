@@ -24,7 +24,7 @@ T0=$SECONDS
 
 # 1. Packages. Debian's rustc-web (1.96) + rust-web-src give -Zbuild-std a std source tree
 #    (sysroot /usr); only the x86_64 win32-thread mingw gcc is needed (~300 MB vs 1.2 GB for mingw-w64).
-DEBS=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64-win32 wine wine64 ca-certificates)
+DEBS=(rustc-web cargo-web rust-web-src rust-web-clippy gcc-mingw-w64-x86-64-win32 wine wine64 ca-certificates zip unzip)
 missing=()
 for p in "${DEBS[@]}"; do
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
@@ -55,11 +55,17 @@ trap 'wineserver -k >/dev/null 2>&1 </dev/null || true' EXIT   # don't leave win
 CARGO=(/usr/bin/cargo)
 [ -n "${HALE_WIN_MANIFEST:-}" ] && MANIFEST=(--manifest-path "$HALE_WIN_MANIFEST") || MANIFEST=()
 PFLAGS=(); for p in "${PKGS[@]}"; do PFLAGS+=(-p "$p"); done
+# shellcheck disable=SC2054  # the comma belongs to the -Zbuild-std value
 XFLAGS=(-Zbuild-std=std,panic_abort --target x86_64-pc-windows-gnu)
 
 # 3. Cross-build (plain build first: a compile error shows up here, before any Wine start).
 echo ">> cross-building ${PKGS[*]} for x86_64-pc-windows-gnu ($("$RUSTC" -V))"
 "${CARGO[@]}" build "${MANIFEST[@]}" "${PFLAGS[@]}" "${XFLAGS[@]}" </dev/null
+# The Windows-only code gets the same lint gate as the Linux build (Debian's clippy 1.96).
+if [ -z "${HALE_WIN_MANIFEST:-}" ]; then
+  echo ">> clippy for x86_64-pc-windows-gnu"
+  "${CARGO[@]}" clippy "${PFLAGS[@]}" "${XFLAGS[@]}" --all-targets -- -D warnings </dev/null
+fi
 T_BUILD=$((SECONDS - T0))
 
 # 4. Wine prefix, once (~6 s). NEVER pipe wine output: wineserver/winedevice inherit the pipe and keep

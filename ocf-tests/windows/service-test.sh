@@ -86,7 +86,8 @@ echo "   sleeper killed: STOPPED, WIN32_EXIT_CODE 1066, SERVICE_EXIT_CODE 7, sto
 # 3. start again
 w net start "$SVC" || true
 wait_state RUNNING
-PID2=$(sleeper_pid); [ -n "$PID2" ] && [ "$PID2" != "$PID1" ] || fail "no new sleeper after the restart"
+PID2=$(sleeper_pid)
+if [ -z "$PID2" ] || [ "$PID2" = "$PID1" ]; then fail "no new sleeper after the restart"; fi
 w "$EXE" monitor "$NAME" || fail "monitor after restart"
 echo "   restarted: RUNNING, sleeper pid $PID2"
 

@@ -27,9 +27,11 @@ fn helper_role() {
         Ok("parent") => {
             // Start a grandchild, record its pid, then wait like a service.
             let me = std::env::current_exe().unwrap();
-            let child = std::process::Command::new(me).args(helper_args()).env(ROLE, "sleep").spawn().unwrap();
+            let mut child = std::process::Command::new(me).args(helper_args()).env(ROLE, "sleep").spawn().unwrap();
             let file = std::env::var("HALE_TEST_CHILD_FILE").unwrap();
             std::fs::write(file, child.id().to_string()).unwrap();
+            // Like a service waiting on its worker.
+            let _ = child.wait();
             loop {
                 sleep(Duration::from_secs(60));
             }
