@@ -6,7 +6,8 @@
 # When hale-wsfc is among the packages, two more steps follow the unit tests: the service test
 # (hale-wsfc.exe installed as a Windows service under Wine's service manager, for a daemon
 # resource supervising sleeper.exe: start, kill, restart, stop, uninstall), the script test (the
-# generated Generic Script run by Windows Script Host) and the Windows zip
+# generated Generic Script run by Windows Script Host), the app test (Generic Application mode:
+# program killed, adapter terminated) and the Windows zip
 # (packaging/windows/build-zip.sh, its contents checked).
 #
 # Env:
@@ -94,6 +95,7 @@ T_TEST=$SECONDS
 if [[ " ${PKGS[*]} " == *" hale-wsfc "* ]] && [ -z "${HALE_WIN_MANIFEST:-}" ]; then
   bash "$HERE/service-test.sh" || rc=1
   bash "$HERE/script-test.sh" || rc=1
+  bash "$HERE/app-test.sh" || rc=1
   bash "$REPO/packaging/windows/build-zip.sh" >"$LOGS/zip.log" 2>&1 </dev/null || { cat "$LOGS/zip.log"; rc=1; }
   tail -n 3 "$LOGS/zip.log"
   bash "$HERE/check-zip.sh" || rc=1
