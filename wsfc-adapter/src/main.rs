@@ -30,6 +30,10 @@ enum Command {
         /// An agent parameter, NAME=VALUE (repeat).
         #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
         params: Vec<String>,
+        /// Also read NAME=VALUE lines from standard input (blank and # lines skipped): keeps
+        /// secrets out of the command line, where other users could see them.
+        #[arg(long)]
+        params_stdin: bool,
         /// Seconds between monitors (default: the agent's advised interval).
         #[arg(long)]
         interval: Option<u32>,
@@ -192,13 +196,28 @@ fn main() -> ExitCode {
         Command::Configure {
             name,
             agent,
-            params,
+            mut params,
+            params_stdin,
             interval,
             deep_every,
             start_timeout,
             stop_timeout,
             monitor_timeout,
-        } => configure(&name, &agent, &params, [interval, deep_every, start_timeout, stop_timeout, monitor_timeout]),
+        } => {
+            if params_stdin {
+                let mut text = String::new();
+                if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+                    return fail(1, &format!("cannot read parameters from standard input: {e}"));
+                }
+                params.extend(
+                    text.lines()
+                        .map(|l| l.trim_end_matches('\r'))
+                        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                        .map(str::to_string),
+                );
+            }
+            configure(&name, &agent, &params, [interval, deep_every, start_timeout, stop_timeout, monitor_timeout])
+        }
         Command::Unconfigure { name } => match config::remove(&name) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(1, &e),

@@ -70,6 +70,28 @@ fn configure_then_start_monitor_stop() {
 }
 
 #[test]
+fn parameters_from_standard_input_stay_out_of_argv() {
+    use std::io::Write;
+    let r = root("stdin");
+    let pidfile = r.0.join("svc.pid");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hale-wsfc"))
+        .args(["configure", "s1", "--agent", "daemon", "--params-stdin"])
+        .env("HALE_WSFC_ROOT", &r.0)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input =
+        format!("# a comment\r\ncommand=sleep 600\r\n\nenvironment=TOKEN=s3cret\npidfile={}\n", pidfile.display());
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(r.0.join("resources/s1.conf")).unwrap();
+    assert!(text.contains("param.environment=TOKEN=s3cret\n") && text.contains("param.command=sleep 600\n"), "{text}");
+}
+
+#[test]
 fn app_mode_ends_with_the_ocf_code_when_the_service_dies() {
     let r = root("app");
     let pidfile = r.0.join("svc.pid");

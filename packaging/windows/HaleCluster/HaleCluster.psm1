@@ -53,15 +53,23 @@ function Install-HaleResource {
         [ValidateRange(1, 86400)] [int] $StopTimeoutSec
     )
     $adapter = Get-HaleAdapterPath
-    # Each element is one argument of the native command; no shell is involved.
-    $argv = @('configure', $Name, '--agent', $Agent)
-    foreach ($k in $Parameter.Keys) { $argv += @('-p', "$k=$($Parameter[$k])") }
+    # Parameters go through standard input, never the command line (other users can read
+    # command lines; parameters may hold secrets). Each element of $argv is one argument of the
+    # native command; no shell is involved.
+    $argv = @('configure', $Name, '--agent', $Agent, '--params-stdin')
+    # Windows PowerShell 5.1 would pipe ASCII to native commands: send UTF-8 (no BOM).
+    $OutputEncoding = [System.Text.UTF8Encoding]::new($false)
+    $lines = foreach ($k in $Parameter.Keys) {
+        $v = [string]$Parameter[$k]
+        if ($v -match "[`r`n]") { throw "parameter $k holds a line break; not supported" }
+        "$k=$v"
+    }
     if ($PSBoundParameters.ContainsKey('IntervalSec')) { $argv += @('--interval', $IntervalSec) }
     if ($DeepEvery -ge 0) { $argv += @('--deep-every', $DeepEvery) }
     if ($PSBoundParameters.ContainsKey('StartTimeoutSec')) { $argv += @('--start-timeout', $StartTimeoutSec) }
     if ($PSBoundParameters.ContainsKey('StopTimeoutSec')) { $argv += @('--stop-timeout', $StopTimeoutSec) }
     if ($PSCmdlet.ShouldProcess($Name, "hale-wsfc configure ($Agent)")) {
-        & $adapter @argv
+        $lines | & $adapter @argv
         if ($LASTEXITCODE -ne 0) { throw "hale-wsfc configure $Name failed with exit code $LASTEXITCODE" }
         if ($Mode -eq 'Service') {
             & $adapter uninstall $Name | Out-Null
