@@ -207,7 +207,14 @@ impl Mirror {
         };
         let from = self.verified(reference);
         if from == Some(tip) {
-            return Check::UpToDate(tip);
+            // Checked again: a key removed from allowed_signers must make the node
+            // non-compliant even if the master has not moved.
+            return match self.verify_commit(tip, signers) {
+                Ok(_) => Check::UpToDate(tip),
+                Err(reason) => {
+                    Check::Refused { tip, reason: format!("the accepted commit no longer verifies: {reason}") }
+                }
+            };
         }
         if let Some(v) = from {
             if !self.repo.graph_descendant_of(tip, v).unwrap_or(false) {

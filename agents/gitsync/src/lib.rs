@@ -20,8 +20,10 @@
 //! private protocol, and speaking it from Rust would be a second, fragile implementation).
 //! gitsync keeps the last value it published in its state file and runs `attrd_updater` only
 //! when the health changes, so a steady monitor forks nothing. Outside a cluster (no
-//! `CRM_meta_on_node`, e.g. `hale run`, ocf-tester) nothing is published. stop deletes the
-//! attribute, as ocf:pacemaker:ping does, so a node without gitsync is not held red.
+//! `CRM_meta_on_node`, e.g. `hale run`, ocf-tester) nothing is published. stop deletes a
+//! green or yellow attribute, as ocf:pacemaker:ping does, but leaves red in place: a stopped
+//! gitsync must not make a non-compliant node eligible again (`attrd_updater -D -n
+//! '#health-hale-gitsync'` clears it by hand).
 
 use hale_backend::Processes;
 use hale_gitrepo::{Check, Layout, Mirror, Source};
@@ -330,7 +332,8 @@ impl Agent for GitSync {
 
     fn stop(&self, c: &Config, ctx: &Context) -> OcfResult {
         if let Some(s) = State::read(&c.state_file) {
-            if s.published.is_some() && ctx.on_node.is_some() {
+            // A red mark stays: stopping gitsync must not make a non-compliant node eligible.
+            if s.published.is_some_and(|h| h != Health::Red) && ctx.on_node.is_some() {
                 self.attrd(&["-n", &c.attribute, "-D"], ctx);
             }
             std::fs::remove_file(&c.state_file)
