@@ -58,27 +58,31 @@ impl Scm {
     fn new(handle: ServiceStatusHandle) -> Scm {
         let scm = Scm { handle, checkpoint: Arc::new(AtomicU32::new(0)), pending: Arc::new(Mutex::new(None)) };
         let (handle, checkpoint, pending) = (scm.handle, scm.checkpoint.clone(), scm.pending.clone());
+        // Every status is sent with the lock held, so a tick can never land after (and
+        // overwrite) the RUNNING or STOPPED that ended the pending state.
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_secs(1));
-            let p = *pending.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((state, hint)) = p {
+            let p = pending.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((state, hint)) = *p {
                 let n = checkpoint.fetch_add(1, Ordering::SeqCst) + 1;
-                let _ = handle.set_service_status(status(state, ServiceControlAccept::empty(), n, hint, 0, None));
+                let _ = handle.set_service_status(status(state, ServiceControlAccept::empty(), n, hint, None));
             }
         });
         scm
     }
 
     fn set_pending(&self, state: ServiceState, hint: Duration) {
-        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some((state, hint));
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        *p = Some((state, hint));
         let n = self.checkpoint.fetch_add(1, Ordering::SeqCst) + 1;
-        let _ = self.handle.set_service_status(status(state, ServiceControlAccept::empty(), n, hint, 0, None));
+        let _ = self.handle.set_service_status(status(state, ServiceControlAccept::empty(), n, hint, None));
     }
 
     fn settle(&self, state: ServiceState, accept: ServiceControlAccept, exit: Option<u32>) {
-        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        *p = None;
         self.checkpoint.store(0, Ordering::SeqCst);
-        let _ = self.handle.set_service_status(status(state, accept, 0, Duration::ZERO, 0, exit));
+        let _ = self.handle.set_service_status(status(state, accept, 0, Duration::ZERO, exit));
     }
 }
 
@@ -87,7 +91,6 @@ fn status(
     accept: ServiceControlAccept,
     checkpoint: u32,
     wait_hint: Duration,
-    _pid: u32,
     service_specific: Option<u32>,
 ) -> ServiceStatus {
     ServiceStatus {
