@@ -47,13 +47,15 @@ wait_state() {  # wait_state STATE: generous limit, no timing asserted
 sleeper_pid() { cut -d' ' -f1 "$PIDFILE" 2>/dev/null || true; }
 
 # Wine stops services.exe a few seconds after the last ordinary Windows process exits: keep
-# one alive for the whole test (its stdin is a pipe from sleep; its output goes to a file).
-(sleep 600 | wine cmd >"$WORK/keepalive.log" 2>&1) &
+# one alive for the whole test (its stdin is a pipe from sleep). It runs in a session of its
+# own with every descriptor on files, so nothing of it holds the caller's output open, and the
+# clean-up ends exactly that process group.
+setsid bash -c 'sleep 600 | wine cmd' >"$WORK/keepalive.log" 2>&1 </dev/null &
 KEEPALIVE=$!
 cleanup() {
   w "$EXE" uninstall "$NAME" || true
   w "$EXE" unconfigure "$NAME" || true
-  kill "$KEEPALIVE" 2>/dev/null || true
+  kill -- -"$KEEPALIVE" 2>/dev/null || true
 }
 trap cleanup EXIT
 
