@@ -13,7 +13,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 cd "$REPO"
 
-for tool in /usr/bin/cargo x86_64-w64-mingw32-gcc; do
+for tool in /usr/bin/cargo x86_64-w64-mingw32-gcc x86_64-w64-mingw32-strip; do
   command -v "$tool" >/dev/null || { echo "build-zip: $tool is missing (run ocf-tests/windows/cross-test.sh once)"; exit 1; }
 done
 if ! command -v zip >/dev/null; then
@@ -35,6 +35,8 @@ OUT=$CARGO_TARGET_DIR/$NAME.zip
 STAGE=$CARGO_TARGET_DIR/zip-stage
 rm -rf "$STAGE"; mkdir -p "$STAGE/$NAME/HaleCluster"
 cp "$CARGO_TARGET_DIR/x86_64-pc-windows-gnu/release/hale-wsfc.exe" "$STAGE/$NAME/"
+# Debug symbols stay in the build tree; the shipped executable is stripped (6.9 MB -> 5.0 MB).
+x86_64-w64-mingw32-strip "$STAGE/$NAME/hale-wsfc.exe"
 cp "$HERE/HaleCluster/HaleCluster.psd1" "$HERE/HaleCluster/HaleCluster.psm1" "$STAGE/$NAME/HaleCluster/"
 cp "$REPO/wsfc-adapter/README.md" "$STAGE/$NAME/README.md"
 cp "$REPO/packaging/LICENSE" "$STAGE/$NAME/LICENSE"
