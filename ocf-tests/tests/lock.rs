@@ -130,6 +130,71 @@ fn contention_etcd_exactly_one_exclusive_holder_and_one_record_per_grant() {
     contention(&Under::etcd());
 }
 
+/// Random kinds, random SIGKILLs of holders and waiters, and (etcd) the store stopped and
+/// restarted mid-run: whatever happened, the history shows no exclusive lock overlapping
+/// another lock on the host, and every lock ended (released, expired or abandoned).
+fn contention_with_kills(under: &mut Under) {
+    let host = unique("chaos");
+    let mut rng = hale_lock::random_u64() | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let kinds = ["exclusive", "shared", "file"];
+    let mut children: Vec<Option<Child>> = (0..14)
+        .map(|i| {
+            let kind = kinds[(next() % 3) as usize];
+            let reason = format!("chaos {i}");
+            let mut args = vec!["run", &host, "--kind", kind, "--reason", &reason, "--ttl", "2", "--wait", "120"];
+            if kind == "file" {
+                args.extend(["--path", "/srv/f"]);
+            }
+            args.extend(["--", "sleep", "0.1"]);
+            Some(under.spawn(&args))
+        })
+        .collect();
+    let mut killed = 0;
+    for round in 0..6 {
+        std::thread::sleep(Duration::from_millis(50 + next() % 300));
+        let victim = (next() % children.len() as u64) as usize;
+        if let Some(mut c) = children[victim].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            killed += 1;
+        }
+        if round == 2 {
+            if let Under::Etcd(e) = under {
+                e.stop();
+                std::thread::sleep(Duration::from_millis(500));
+                e.restart();
+            }
+        }
+    }
+    for c in children.iter_mut().filter_map(Option::take) {
+        let out = c.wait_with_output().expect("wait");
+        // 0, or 5 when the holder could not renew through the outage; never a double grant.
+        assert!(matches!(out.status.code(), Some(0 | 5 | 4)), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Let the killed holders' leases run out.
+    let store = under.store();
+    assert!(wait_for(Duration::from_secs(60), || store.state().is_ok_and(|s| s.locks.is_empty())));
+    let h = under.history(&host);
+    assert!(h.len() >= 14 - killed, "{}: {} records for {} survivors", under.name(), h.len(), 14 - killed);
+    check_invariants(&h);
+}
+
+#[test]
+fn contention_with_random_kills_dir() {
+    contention_with_kills(&mut Under::dir());
+}
+
+#[test]
+fn contention_with_random_kills_and_an_etcd_restart() {
+    contention_with_kills(&mut Under::etcd());
+}
+
 fn shared_and_writer_preference(under: &Under) {
     let host = unique("pref");
     let n = under.name();

@@ -373,9 +373,16 @@ impl Store for DirStore {
             let key = name.trim_end_matches(".json");
             rec.end = ends.get(key).cloned().or_else(|| {
                 // Not ended on record: held, or expired and not yet swept.
-                let current = held.iter().find(|l| l.id == rec.lock.id && l.token == rec.lock.token);
-                let expires = current.map_or(rec.lock.expires_at, |l| l.expires_at);
-                (expires <= now).then_some(End { how: Ending::Expired, at: expires })
+                match held.iter().find(|l| l.id == rec.lock.id && l.token == rec.lock.token) {
+                    Some(l) => (l.expires_at <= now).then_some(End { how: Ending::Expired, at: l.expires_at }),
+                    // No lock file and no end record: the granter died between the two writes
+                    // of its commit (a release writes its end record before removing the file).
+                    // A commit still running is younger than the mutex lease.
+                    None if rec.lock.acquired_at.plus(MUTEX_LEASE) < now => {
+                        Some(End { how: Ending::Abandoned, at: rec.lock.acquired_at })
+                    }
+                    None => None,
+                }
             });
             out.push(rec);
         }

@@ -164,6 +164,9 @@ pub enum Ending {
     Released,
     /// The lease ran out: the holder stopped renewing (crashed, fenced, cut off).
     Expired,
+    /// The granting process died inside the dir store's commit, after the history record and
+    /// before the lock file: the lock was never visible to anyone (`at` is its grant time).
+    Abandoned,
 }
 
 /// The end of a lock in the history.
@@ -299,6 +302,11 @@ pub trait Store {
     fn history(&self, host: Option<&str>) -> Result<Vec<Record>, LockError>;
 }
 
+/// How long a waiting exclusive request's intent lasts unless the waiter refreshes it (it does,
+/// on every attempt once half of it has passed): a waiter that dies stops blocking new shared
+/// locks this soon.
+pub const INTENT_LEASE: Duration = Duration::from_secs(3);
+
 /// One request for a lock.
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -356,9 +364,12 @@ impl Request {
         None
     }
 
-    /// One attempt: grant if nothing blocks; otherwise, for an exclusive request, make sure
-    /// its intent stands until `intent_until`.
-    pub fn attempt(&self, state: &State, now: Time, intent_until: Time) -> (Vec<Change>, Verdict) {
+    /// One attempt: grant if nothing blocks; otherwise, for an exclusive request that will
+    /// keep waiting until `wait_end`, make sure its intent stands for another
+    /// [`INTENT_LEASE`] (never past `wait_end`), refreshing it once half of that has passed.
+    pub fn attempt(&self, state: &State, now: Time, wait_end: Time) -> (Vec<Change>, Verdict) {
+        let intent_until = now.plus(INTENT_LEASE).min(wait_end);
+        let stale = |i: &Intent| i.expires_at < now.plus(INTENT_LEASE / 2) && i.expires_at < intent_until;
         if let Some(held) = state.lock(&self.id) {
             // Idempotent: this id already holds its lock (a retried start).
             return (vec![], Verdict::Granted(held.clone()));
@@ -386,7 +397,7 @@ impl Request {
                 }
                 (changes, Verdict::Granted(lock))
             }
-            Some(b) if self.kind == Kind::Exclusive && own_intent.is_none_or(|i| i.expires_at < intent_until) => {
+            Some(b) if self.kind == Kind::Exclusive && intent_until > now && own_intent.is_none_or(stale) => {
                 let intent = Intent {
                     id: self.id.clone(),
                     hosts: self.hosts.clone(),
@@ -409,13 +420,11 @@ impl Request {
 pub fn acquire(store: &dyn Store, req: &Request, wait: Duration) -> Result<Lock, LockError> {
     req.check()?;
     let until = Instant::now() + wait;
-    // The intent outlives the wait a little, so that it does not lapse between two attempts;
-    // if this process dies, it lapses that long after the wait would have ended.
-    let intent_until = Time::now().plus(wait + Duration::from_secs(2));
+    let wait_end = Time::now().plus(wait);
     let mut pause = Duration::from_millis(5);
     let mut jitter = Jitter::new();
     loop {
-        let result = store.transact(&mut |state, now| req.attempt(state, now, intent_until));
+        let result = store.transact(&mut |state, now| req.attempt(state, now, wait_end));
         let last_error = match result {
             Ok(Verdict::Granted(lock)) => return Ok(lock),
             Ok(Verdict::Blocked(b)) => LockError::Busy(b),

@@ -72,6 +72,7 @@ fn writer_preference_blocks_new_shared_locks() {
     // The writer waits a little, leaving its intent while it does.
     let w = req("w", &["h"], Kind::Exclusive, 30);
     let until = Time::now().plus(Duration::from_secs(30));
+    assert_eq!(w.attempt(&s.state().unwrap(), Time::now(), Time::now()).0, vec![], "no intent without a wait");
     let st = s.state().unwrap();
     let (changes, verdict) = w.attempt(&st, Time::now(), until);
     assert!(matches!(verdict, Verdict::Blocked(_)));
@@ -159,4 +160,20 @@ fn bad_requests_are_invalid() {
     assert!(matches!(acquire(&s, &req("../x", &["h"], Kind::Shared, 30), NOW), Err(LockError::Invalid(_))));
     assert!(matches!(acquire(&s, &req("a", &["h h"], Kind::Shared, 30), NOW), Err(LockError::Invalid(_))));
     assert!(matches!(acquire(&s, &req("a", &["h"], Kind::Shared, 0), NOW), Err(LockError::Invalid(_))));
+}
+
+#[test]
+fn a_grant_cut_short_inside_its_commit_reads_as_abandoned() {
+    let t = TempDir::new();
+    let s = DirStore::new(&t.0);
+    let l = acquire(&s, &req("cut", &["h"], Kind::Exclusive, 30), NOW).unwrap();
+    // As if the process died after the history record and before the lock file.
+    std::fs::remove_file(t.0.join("held/cut.json")).unwrap();
+    let mut rec: Record =
+        serde_json::from_slice(&std::fs::read(t.0.join(format!("history/{:020}-cut.json", l.token))).unwrap()).unwrap();
+    rec.lock.acquired_at = Time::from_micros(rec.lock.acquired_at.micros() - 10_000_000);
+    std::fs::write(t.0.join(format!("history/{:020}-cut.json", l.token)), serde_json::to_vec(&rec).unwrap()).unwrap();
+    let h = s.history(None).unwrap();
+    assert_eq!(h[0].end, Some(End { how: Ending::Abandoned, at: rec.lock.acquired_at }));
+    assert!(acquire(&s, &req("next", &["h"], Kind::Exclusive, 30), NOW).is_ok(), "nothing blocks the host");
 }
