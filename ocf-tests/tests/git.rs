@@ -473,3 +473,24 @@ fn hale_repo_init_sync_and_status() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(mode.permissions().mode() & 0o777, 0o555, "deployed trees are read-only");
 }
+
+#[test]
+fn verify_none_runs_unsigned_commits_but_still_refuses_a_history_rewrite() {
+    let s = Setup::new();
+    let plain = Master::new(&s.dir.join("plain"));
+    plain.commit(&[("bin/svc", SERVICE, true)], None, "one");
+    let two = plain.commit(&[("NOTES", "two\n", false)], None, "two");
+    let repo = plain.bare.to_string_lossy().to_string();
+    let c = s.script(&[("repository", &repo), ("verify", "none")]).unset("OCF_RESKEY_allowed_signers");
+    let start = c.run("start");
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    assert!(start.stderr.contains("signed by nobody (verify=none)"), "{}", start.stderr);
+    assert_eq!(s.running_commit(), two);
+    plain.rewrite(None);
+    let m = depth10(&c);
+    assert_eq!(m.code, 190);
+    assert!(reason(&m).contains("history rewrite refused"), "{}", reason(&m));
+    assert_eq!(c.run("reload-agent").code, 0);
+    assert_eq!(s.running_commit(), two);
+    assert_eq!(c.run("stop").code, 0);
+}
