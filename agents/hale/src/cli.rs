@@ -68,6 +68,10 @@ enum Command {
     /// Print the completion script for a shell.
     Completions { shell: clap_complete::Shell },
     /// Host locks for maintenance: acquire, renew, release, status, deps, history, run.
+    ///
+    /// `hale lock SUBCOMMAND --help` shows each one. Exit codes: 0 done (status: free), 1
+    /// error, 2 usage, 3 held by someone else (status: locked), 4 unknown (the store cannot be
+    /// read; never reported as free), 5 not held (released, or its lease expired).
     Lock(Box<crate::lock::LockArgs>),
     /// Git-deployed scripts: create a master repository, sync this node's mirrors, show them.
     Repo {
