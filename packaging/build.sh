@@ -175,7 +175,7 @@ install -D -m 0644 "$zsh_completion" "$rpmroot/usr/share/zsh/site-functions/_hal
 install -D -m 0644 packaging/LICENSE "$rpmroot/usr/share/licenses/hale/LICENSE"
 # RPM owns the state directory in its file list (rpm -e removes it when empty), so it is
 # staged here with its mode; the .deb makes it in postinst instead (see deb/postinst).
-install -d -m 0750 "$rpmroot/var/lib/hale"
+install -d -m 0751 "$rpmroot/var/lib/hale"
 
 # The file list with explicit modes, made from the staged tree. Directories every system has
 # are not owned; Hale's own and the OCF ones are (co-owned with resource-agents, which is only

@@ -142,7 +142,7 @@ for a in "${agents[@]}"; do
     check "rpm: man page ocf_hale_$a.7.gz 0644" rpm_has "/usr/share/man/man7/ocf_hale_$a.7.gz" 0100644
 done
 check "rpm: man page hale.8.gz 0644" rpm_has /usr/share/man/man8/hale.8.gz 0100644
-check "rpm: /var/lib/hale 0750" rpm_has /var/lib/hale 040750
+check "rpm: /var/lib/hale 0751" rpm_has /var/lib/hale 040751
 check "rpm: /usr/lib/ocf/resource.d/hale 0755" rpm_has /usr/lib/ocf/resource.d/hale 040755
 for f in /usr/share/bash-completion/completions/hale /usr/share/zsh/site-functions/_hale \
     /usr/share/fish/vendor_completions.d/hale.fish /usr/share/doc/hale/README.md /usr/share/licenses/hale/LICENSE; do
@@ -216,8 +216,8 @@ phase "the installed agents"
 check "hale --version says hale $version" bash -c '[ "$(chroot "$1" hale --version)" = "hale $2" ]' _ "$chroot_dir" "$version"
 check "/usr/lib/ocf/lib/hale/hale is 755 root:root" \
     bash -c '[ "$(stat -c "%a %U:%G %F" "$1/usr/lib/ocf/lib/hale/hale")" = "755 root:root regular file" ]' _ "$chroot_dir"
-check "/var/lib/hale made by postinst, 750 root:root" \
-    bash -c '[ "$(stat -c "%a %U:%G" "$1/var/lib/hale")" = "750 root:root" ]' _ "$chroot_dir"
+check "/var/lib/hale made by postinst, 751 root:root" \
+    bash -c '[ "$(stat -c "%a %U:%G" "$1/var/lib/hale")" = "751 root:root" ]' _ "$chroot_dir"
 for a in "${agents[@]}"; do
     params=$(in_root hale meta-data "$a" | grep -o '<parameter name="[^"]*"' | sed 's/.*name="//; s/"$//')
     [ -n "$params" ] || fail "hale meta-data $a lists parameters"
