@@ -62,6 +62,20 @@ impl ProcessRecord {
         }
         Ok(ProcessRecord { pid, start_time })
     }
+
+    /// Read the record in `pidfile`. Every backend answers a missing pidfile with
+    /// [`ProcessState::NoRecord`] and an unreadable or unparsable one with
+    /// [`ProcessState::Corrupt`] naming the file; only the liveness check of a record read
+    /// here is OS-specific.
+    pub fn read(pidfile: &Path) -> Result<ProcessRecord, ProcessState> {
+        let text = match std::fs::read_to_string(pidfile) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ProcessState::NoRecord),
+            Err(e) => return Err(ProcessState::Corrupt(format!("cannot read pidfile {}: {e}", pidfile.display()))),
+        };
+        ProcessRecord::parse(&text)
+            .map_err(|e| ProcessState::Corrupt(format!("pidfile {} is corrupt: {e}", pidfile.display())))
+    }
 }
 
 /// What the pidfile says about the service, checked against the live process table.

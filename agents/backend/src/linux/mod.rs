@@ -224,14 +224,9 @@ impl Processes for LinuxProcesses {
     }
 
     fn state(&self, pidfile: &Path) -> ProcessState {
-        let text = match fs::read_to_string(pidfile) {
-            Ok(t) => t,
-            Err(e) if e.kind() == ErrorKind::NotFound => return ProcessState::NoRecord,
-            Err(e) => return ProcessState::Corrupt(format!("cannot read pidfile {}: {e}", pidfile.display())),
-        };
-        let record = match ProcessRecord::parse(&text) {
+        let record = match ProcessRecord::read(pidfile) {
             Ok(r) => r,
-            Err(e) => return ProcessState::Corrupt(format!("pidfile {} is corrupt: {e}", pidfile.display())),
+            Err(state) => return state,
         };
         match procfs::stat(record.pid) {
             Some(s) if s.is_alive() && (record.start_time == 0 || s.start_time == record.start_time) => {
