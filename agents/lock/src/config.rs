@@ -211,7 +211,9 @@ mod tests {
             c.store_spec(None, None, None).unwrap(),
             StoreSpec::Etcd(vec!["http://10.0.0.5:2379".into(), "http://10.0.0.6:2379".into()])
         );
-        assert_eq!(c.store_spec(Some("dir"), Some("/x"), None).unwrap(), StoreSpec::Dir("/x".into()));
+        // An absolute path on this platform (`/x` is only rooted on the current drive on Windows).
+        let abs = if cfg!(windows) { r"C:\x" } else { "/x" };
+        assert_eq!(c.store_spec(Some("dir"), Some(abs), None).unwrap(), StoreSpec::Dir(abs.into()));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! Every write goes to a fresh temporary file (created with create-new, i.e. `O_EXCL`),
 //! is flushed with fsync, and is renamed into place: a reader sees the old file or the new
 //! one, never half of one, and a crash leaves at most a `.tmp-*` file that readers ignore.
+//! The primitives and how they behave on Windows and SMB are in [`crate::fsops`].
 //!
 //! Changes happen under a store-wide mutex: the file `.mutex`, created with create-new
 //! (atomic on local file systems, NFSv3+ and SMB), holding an owner nonce and its own short
@@ -28,6 +29,7 @@
 //! directory must keep their clocks in sync (NTP), as Kerberos and most shared storage
 //! already require. Use the etcd store where that cannot be promised.
 
+use crate::fsops::{self, retry_busy};
 use crate::{Change, Decide, End, Ending, Intent, Lock, LockError, Record, State, Store, Time, Verdict};
 use serde::de::DeserializeOwned;
 use std::fs::{self, OpenOptions};
@@ -92,7 +94,7 @@ impl DirStore {
                 continue;
             }
             let path = e.path();
-            let text = match fs::read(&path) {
+            let text = match retry_busy(|| fs::read(&path)) {
                 Ok(t) => t,
                 // Released between the listing and the read.
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
@@ -106,7 +108,7 @@ impl DirStore {
 
     fn read_counter(&self) -> Result<u64, LockError> {
         let path = self.root.join("counter");
-        match fs::read_to_string(&path) {
+        match retry_busy(|| fs::read_to_string(&path)) {
             Ok(t) => {
                 t.trim().parse().map_err(|_| self.unknown("corrupt token counter", &path, format!("'{}'", t.trim())))
             }
@@ -123,7 +125,7 @@ impl DirStore {
         Ok(State { locks, intents, last_token: self.read_counter()? })
     }
 
-    /// Write `bytes` to `path` atomically: temporary file (create-new), fsync, rename.
+    /// Write `bytes` to `path` atomically: temporary file (create-new), fsync, rename over.
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), LockError> {
         let dir = path.parent().unwrap_or(&self.root);
         let tmp = dir.join(format!(".tmp-{:016x}", crate::random_u64()));
@@ -131,7 +133,7 @@ impl DirStore {
             let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
-            fs::rename(&tmp, path)
+            retry_busy(|| fsops::replace(&tmp, path))
         })();
         result.map_err(|e| {
             let _ = fs::remove_file(&tmp);
@@ -146,7 +148,7 @@ impl DirStore {
     }
 
     fn remove(&self, path: &Path) -> Result<(), LockError> {
-        match fs::remove_file(path) {
+        match retry_busy(|| fs::remove_file(path)) {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(self.unknown("cannot remove", path, e)),
             _ => Ok(()),
         }
@@ -198,16 +200,11 @@ impl DirStore {
     }
 
     fn sync_dirs(&self, dirs: &[&str]) {
-        // The renames are durable once their directories are flushed (POSIX; on Windows the
-        // rename itself is durable and directories cannot be opened this way).
-        #[cfg(unix)]
+        // The renames are durable once their directories are flushed (a no-op on Windows,
+        // whose renames write through: see fsops).
         for sub in dirs {
-            if let Ok(d) = fs::File::open(self.root.join(sub)) {
-                let _ = d.sync_all();
-            }
+            fsops::sync_dir(&self.root.join(sub));
         }
-        #[cfg(not(unix))]
-        let _ = dirs;
     }
 
     fn lock_mutex(&self) -> Result<MutexGuard<'_>, LockError> {
@@ -215,6 +212,7 @@ impl DirStore {
         let nonce = format!("{:016x}", crate::random_u64());
         let until = Instant::now() + self.timeout;
         let mut pause = Duration::from_micros(200);
+        let mut busy = None;
         loop {
             let content = format!("{nonce} {}\n", Time::now().plus(MUTEX_LEASE).micros());
             match OpenOptions::new().write(true).create_new(true).open(&path) {
@@ -228,9 +226,15 @@ impl DirStore {
                     return Ok(MutexGuard { store: self, path, nonce });
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => self.break_if_stale(&path),
+                // Windows: the previous owner's mutex is still being deleted (delete pending)
+                // or another handle holds it; it is gone in a moment.
+                Err(e) if fsops::is_busy(&e) => busy = Some(e),
                 Err(e) => return Err(self.unknown("cannot create the store mutex", &path, e)),
             }
             if Instant::now() >= until {
+                if let Some(e) = busy.filter(|_| !path.exists()) {
+                    return Err(self.unknown("cannot create the store mutex", &path, e));
+                }
                 let holder = fs::read_to_string(&path).unwrap_or_default();
                 return Err(LockError::Unknown(format!(
                     "the store mutex {} stayed taken for {:.0}s ({})",
@@ -283,7 +287,7 @@ struct MutexGuard<'a> {
 
 impl MutexGuard<'_> {
     fn owned(&self) -> bool {
-        fs::read_to_string(&self.path).is_ok_and(|c| c.split_whitespace().next() == Some(&self.nonce))
+        retry_busy(|| fs::read_to_string(&self.path)).is_ok_and(|c| c.split_whitespace().next() == Some(&self.nonce))
     }
     fn verify(&self) -> Result<(), LockError> {
         if self.owned() {
@@ -301,7 +305,7 @@ impl MutexGuard<'_> {
 impl Drop for MutexGuard<'_> {
     fn drop(&mut self) {
         if self.owned() {
-            let _ = fs::remove_file(&self.path);
+            let _ = retry_busy(|| fs::remove_file(&self.path));
         }
         let _ = self.store;
     }

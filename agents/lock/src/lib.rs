@@ -25,6 +25,7 @@ pub mod config;
 pub mod deps;
 pub mod dir;
 pub mod etcd;
+pub mod fsops;
 pub mod time;
 
 use serde::{Deserialize, Serialize};

@@ -177,3 +177,85 @@ fn a_grant_cut_short_inside_its_commit_reads_as_abandoned() {
     assert_eq!(h[0].end, Some(End { how: Ending::Abandoned, at: rec.lock.acquired_at }));
     assert!(acquire(&s, &req("next", &["h"], Kind::Exclusive, 30), NOW).is_ok(), "nothing blocks the host");
 }
+
+/// Several contenders, each with its own store handle on one directory, take and release an
+/// exclusive lock on one host over and over: never two holders at once, every grant a new
+/// token, and every grant in the history ended by its release. This is the file-level
+/// contention a shared directory sees (create-new of the mutex, rename over files other
+/// handles are reading, removal of files others have open); the Windows cross-test runs it
+/// under Wine, where those primitives follow Windows' sharing rules.
+#[test]
+fn contenders_on_one_directory_never_overlap() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const THREADS: usize = 4;
+    const ROUNDS: usize = 15;
+    let t = TempDir::new();
+    let inside = AtomicUsize::new(0);
+    let tokens = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for n in 0..THREADS {
+            let (dir, inside, tokens) = (&t.0, &inside, &tokens);
+            scope.spawn(move || {
+                let s = DirStore::new(dir).with_timeout(Duration::from_secs(60));
+                for r in 0..ROUNDS {
+                    let id = format!("c{n}-{r}");
+                    let l = acquire(&s, &req(&id, &["h"], Kind::Exclusive, 60), Duration::from_secs(120))
+                        .unwrap_or_else(|e| panic!("{id}: {e}"));
+                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "{id} got the lock while another held it");
+                    let st = s.state().unwrap_or_else(|e| panic!("{id}: {e}"));
+                    assert_eq!(st.locks.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+                    tokens.lock().unwrap().push(l.token);
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    assert!(release(&s, &id).unwrap_or_else(|e| panic!("{id}: {e}")).is_some(), "{id}");
+                }
+            });
+        }
+    });
+    let mut tokens = tokens.into_inner().unwrap();
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), THREADS * ROUNDS, "every grant has its own token");
+    let s = DirStore::new(&t.0);
+    let h = s.history(Some("h")).unwrap();
+    assert_eq!(h.len(), THREADS * ROUNDS);
+    assert!(h.iter().all(|r| r.end.as_ref().is_some_and(|e| e.how == Ending::Released)), "{h:?}");
+    assert!(s.state().unwrap().locks.is_empty() && s.state().unwrap().intents.is_empty());
+    let leftovers: Vec<_> = std::fs::read_dir(&t.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".mutex") || n.starts_with(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "no mutex or temporary file left behind: {leftovers:?}");
+}
+
+/// Windows: a lock file held open without `FILE_SHARE_DELETE` (a scanner, a backup agent)
+/// cannot be renamed over. The store waits for it to be let go instead of failing, and when
+/// it stays busy past the retry, fails with an error naming the file and loses nothing.
+#[cfg(windows)]
+#[test]
+fn a_busy_lock_file_is_waited_for_on_windows() {
+    use std::os::windows::fs::OpenOptionsExt;
+    let t = TempDir::new();
+    let s = DirStore::new(&t.0);
+    acquire(&s, &req("a", &["h"], Kind::Exclusive, 30), NOW).unwrap();
+    let file = t.0.join("held").join("a.json");
+    // FILE_SHARE_READ only: others may read, not rename over or delete.
+    let hold = || std::fs::OpenOptions::new().read(true).share_mode(1).open(&file).unwrap();
+    let h = hold();
+    std::fs::write(t.0.join("other"), "x").unwrap();
+    let e = std::fs::rename(t.0.join("other"), &file).unwrap_err();
+    assert!(crate::fsops::is_busy(&e), "a plain rename over a busy file fails: {e}");
+    let letgo = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(h);
+    });
+    renew(&s, "a", Some(Duration::from_secs(60))).unwrap();
+    letgo.join().unwrap();
+    let h = hold();
+    let e = renew(&s, "a", Some(Duration::from_secs(90))).unwrap_err();
+    assert!(matches!(&e, LockError::Unknown(m) if m.contains("a.json")), "{e}");
+    drop(h);
+    let l = held(&s, "a").unwrap().expect("still held");
+    assert!(l.expires_at > Time::now().plus(Duration::from_secs(30)), "the first renewal stands");
+    assert!(release(&s, "a").unwrap().is_some());
+}
