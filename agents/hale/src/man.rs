@@ -34,6 +34,10 @@ pub fn agent_page_name(agent: &str) -> String {
 /// zero-width `\&` in front.
 fn text(s: &str) -> String {
     let escaped = s.replace('\\', "\\e").replace('-', "\\-").replace('\'', "\\(aq").replace('`', "\\(ga");
+    // Help texts may hold non-ASCII (an arrow, a dash): groff's \[uXXXX] names any code point,
+    // so the page renders the same whatever the reader's locale and input encoding.
+    let escaped: String =
+        escaped.chars().map(|c| if c.is_ascii() { c.to_string() } else { format!("\\[u{:04X}]", c as u32) }).collect();
     escaped
         .split('\n')
         .map(|l| if l.starts_with('.') || l.starts_with('\'') { format!("\\&{l}") } else { l.to_string() })
@@ -343,10 +347,41 @@ fn arg_help(a: &Arg) -> String {
     help.trim().to_string()
 }
 
+/// The subcommands a page documents: not hidden, not clap's own `help`.
+fn visible(cmd: &Command) -> Vec<&Command> {
+    cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help").collect()
+}
+
+/// One documented form: the words after `hale` that lead to it, and whether it has
+/// subcommands of its own (`hale lock` is a group; `hale lock acquire` a form to run).
+struct Form<'a> {
+    words: Vec<&'a str>,
+    cmd: &'a Command,
+    group: bool,
+}
+
+/// Every subcommand of `cmd`, depth first, so `hale lock acquire` is documented and not only
+/// `hale lock`.
+fn forms<'a>(cmd: &'a Command, prefix: &[&'a str], out: &mut Vec<Form<'a>>) {
+    for sub in visible(cmd) {
+        let mut words = prefix.to_vec();
+        words.push(sub.get_name());
+        let group = !visible(sub).is_empty();
+        out.push(Form { words: words.clone(), cmd: sub, group });
+        if group {
+            forms(sub, &words, out);
+        }
+    }
+}
+
 /// One form of the command: `hale run AGENT ACTION [--param KEY=VALUE]...`.
-fn synopsis(sub: &Command) -> String {
-    let mut line = vec![bold("hale"), bold(sub.get_name())];
-    line.extend(sub.get_arguments().filter(|a| !is_builtin(a) && !a.is_hide_set()).map(usage));
+fn synopsis(form: &Form) -> String {
+    let mut line = vec![bold("hale")];
+    line.extend(form.words.iter().map(|w| bold(w)));
+    line.extend(form.cmd.get_arguments().filter(|a| !is_builtin(a) && !a.is_hide_set()).map(usage));
+    if form.group {
+        line.push(italic("COMMAND"));
+    }
     line.join(" ")
 }
 
@@ -358,12 +393,12 @@ pub fn hale_page(cmd: &Command, agents: &[Box<dyn AnyAgent>]) -> String {
     let about = cmd.get_about().map(|s| s.to_string()).unwrap_or_default();
     let _ = writeln!(out, ".SH NAME\n{} \\- {}", text("hale"), text(&about));
 
-    let subcommands: Vec<&Command> =
-        cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help").collect();
+    let mut subcommands = Vec::new();
+    forms(cmd, &[], &mut subcommands);
     // Filled lines, one per form (.br), so a long one wraps instead of running off the page.
     out.push_str(".SH SYNOPSIS\n");
-    for sub in &subcommands {
-        let _ = writeln!(out, "{}\n.br", synopsis(sub));
+    for form in subcommands.iter().filter(|f| !f.group) {
+        let _ = writeln!(out, "{}\n.br", synopsis(form));
     }
     let _ = writeln!(out, "{} [{}|{}]\n.br", bold("hale"), bold("--help"), bold("--version"));
     let _ = writeln!(out, "{}{} {}", bold(&format!("{OCF_ROOT}/resource.d/hale/")), italic("AGENT"), italic("ACTION"));
@@ -379,8 +414,9 @@ pub fn hale_page(cmd: &Command, agents: &[Box<dyn AnyAgent>]) -> String {
     );
 
     out.push_str(".SH COMMANDS\n");
-    for sub in &subcommands {
-        let _ = writeln!(out, ".TP\n{}", synopsis(sub));
+    for form in &subcommands {
+        let sub = form.cmd;
+        let _ = writeln!(out, ".TP\n{}", synopsis(form));
         let about = sub.get_long_about().or(sub.get_about()).map(|s| s.to_string()).unwrap_or_default();
         for (i, p) in paragraphs(&about).iter().enumerate() {
             if i > 0 {
@@ -510,6 +546,7 @@ mod tests {
     fn escapes_requests_backslashes_and_hyphens() {
         assert_eq!(text(".TH x\n'x a\\b c-d"), "\\&.TH x\n\\(aqx a\\eb c\\-d");
         assert_eq!(arg("say \"hi\""), "\"say \\(dqhi\\(dq\"");
+        assert_eq!(text("host → dependents"), "host \\[u2192] dependents");
     }
 
     #[test]
