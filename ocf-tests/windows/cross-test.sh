@@ -7,7 +7,8 @@
 # (hale-wsfc.exe installed as a Windows service under Wine's service manager, for a daemon
 # resource supervising sleeper.exe: start, kill, restart, stop, uninstall), the script test (the
 # generated Generic Script run by Windows Script Host), the app test (Generic Application mode:
-# program killed, adapter terminated) and the Windows zip
+# program killed, adapter terminated), the gitscript test (gitscript hosted by the adapter: a
+# local master's programs in daemon and periodic mode) and the Windows zip
 # (packaging/windows/build-zip.sh, its contents checked).
 #
 # Env:
@@ -96,6 +97,7 @@ if [[ " ${PKGS[*]} " == *" hale-wsfc "* ]] && [ -z "${HALE_WIN_MANIFEST:-}" ]; t
   bash "$HERE/service-test.sh" || rc=1
   bash "$HERE/script-test.sh" || rc=1
   bash "$HERE/app-test.sh" || rc=1
+  bash "$HERE/gitscript-test.sh" || rc=1
   bash "$REPO/packaging/windows/build-zip.sh" >"$LOGS/zip.log" 2>&1 </dev/null || { cat "$LOGS/zip.log"; rc=1; }
   tail -n 3 "$LOGS/zip.log"
   bash "$HERE/check-zip.sh" || rc=1

@@ -29,14 +29,16 @@ impl<A: Agent> HostedAgent for A {
 }
 
 /// The agents that build for Windows. `vip` manages Linux addresses (WSFC has its own IP
-/// Address resource); the lock and git agents come when they build for Windows.
-pub const AGENTS: &[&str] = &["daemon"];
+/// Address resource); `gitsync` is a node-health agent for Pacemaker's node attributes, which
+/// WSFC does not have; `hostlock` is not hosted yet.
+pub const AGENTS: &[&str] = &["daemon", "gitscript"];
 
 /// The agent called `name`. `owning`: the services it starts die with this process (the
 /// long-lived `service` and `app` modes); otherwise they outlive it (one action per process).
 pub fn agent(name: &str, owning: bool) -> Option<Box<dyn HostedAgent>> {
     match name {
         "daemon" => Some(Box::new(hale_daemon::Daemon::new(processes(owning)))),
+        "gitscript" => Some(Box::new(hale_gitscript::GitScript::new(processes(owning)))),
         _ => None,
     }
 }

@@ -98,6 +98,19 @@ enum Command {
     },
     /// Print the table of what WSFC sees for each OCF result.
     ResultTable,
+    /// gitscript's periodic mode: run a command every period (started by the agent only).
+    #[command(name = "gitscript-supervise", hide = true)]
+    GitscriptSupervise {
+        /// The state file the monitor reads.
+        #[arg(long)]
+        state: PathBuf,
+        /// Seconds between the starts of two runs.
+        #[arg(long)]
+        period: f64,
+        /// The command (argv, no shell).
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
 }
 
 fn fail(code: u8, msg: &str) -> ExitCode {
@@ -244,6 +257,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::App { name } => app(&name),
+        Command::GitscriptSupervise { state, period, argv } => {
+            let env = hale_ocf::Env::from_process();
+            hale_ocf::logging::Logger::install(&env, "gitscript", hale_backend::syslog());
+            let period = std::time::Duration::try_from_secs_f64(period).unwrap_or(std::time::Duration::from_secs(60));
+            ExitCode::from(hale_gitscript::periodic::supervise(&state, period, &argv).clamp(0, 255) as u8)
+        }
         Command::Script { name, output } => {
             if let Err(e) = config::check_name(&name) {
                 return fail(2, &e);

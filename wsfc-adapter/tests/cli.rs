@@ -159,3 +159,47 @@ fn script_and_table() {
     let m = wsfc(&r.0, &["meta-data", "daemon"]);
     assert!(String::from_utf8_lossy(&m.stdout).contains("<resource-agent name=\"daemon\""));
 }
+
+/// gitscript hosted by the adapter: a script from a local master (unsigned, verify=none) in
+/// periodic mode, whose supervisor is `hale-wsfc gitscript-supervise`; the runs are recorded,
+/// monitor sees them, stop ends the supervisor.
+#[test]
+fn gitscript_periodic_runs_under_the_adapter() {
+    let r = root("gitscript");
+    let master = r.0.join("ops.git");
+    let marker = r.0.join("ran");
+    let script = format!("#!/bin/sh\necho run >> '{}'\n", marker.display());
+    hale_gitrepo::create_master(&master, "master", "job", &[("bin/job.sh", script.as_bytes(), true)]).unwrap();
+    let pidfile = r.0.join("job.pid");
+    let params = [
+        format!("repository={}", master.display()),
+        "verify=none".into(),
+        "entry=bin/job.sh".into(),
+        "mode=periodic".into(),
+        "period=1".into(),
+        format!("state_dir={}", r.0.join("state").display()),
+        format!("pidfile={}", pidfile.display()),
+    ];
+    let mut args = vec!["configure", "job", "--agent", "gitscript", "--interval", "1"];
+    for p in &params {
+        args.extend(["-p", p.as_str()]);
+    }
+    let o = wsfc(&r.0, &args);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&wsfc(&r.0, &["agents"]).stdout).lines().any(|l| l == "gitscript"));
+    let o = wsfc(&r.0, &["start", "job"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let supervisor = pid_alive(&pidfile).expect("the supervisor runs");
+    let cmdline = std::fs::read(format!("/proc/{supervisor}/cmdline")).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).contains("gitscript-supervise"));
+    wait_for("two runs", || std::fs::read_to_string(&marker).is_ok_and(|t| t.lines().count() >= 2));
+    assert_eq!(code(&wsfc(&r.0, &["monitor", "job"])), 0);
+    assert_eq!(code(&wsfc(&r.0, &["stop", "job"])), 0);
+    // Gone, or a zombie waiting for whoever inherited it to reap it.
+    let running = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+    };
+    assert!(pid_alive(&pidfile).is_none() && !running(supervisor), "stop ended the supervisor");
+    assert_eq!(code(&wsfc(&r.0, &["monitor", "job"])), 7);
+}

@@ -147,7 +147,8 @@ pub struct Config {
 }
 
 impl Config {
-    fn path_var(&self) -> &str {
+    /// The PATH the service gets: `environment`'s, else [`DEFAULT_PATH`].
+    pub fn path_var(&self) -> &str {
         self.environment.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()).unwrap_or(DEFAULT_PATH)
     }
 }
@@ -160,6 +161,10 @@ pub struct Daemon {
 impl Daemon {
     pub fn new(procs: Box<dyn Processes>) -> Daemon {
         Daemon { procs }
+    }
+    /// The process backend (agents built on this one look programs up with it).
+    pub fn processes(&self) -> &dyn Processes {
+        self.procs.as_ref()
     }
 }
 

@@ -5,12 +5,19 @@
 //! reader sees either no tree or a complete one. Files are 0444 (0555 for git's executable
 //! mode) and directories 0555 once complete, so a script cannot rewrite its own code and a
 //! tree always matches its commit id.
+//!
+//! On Windows, which has no mode bits and where a symlink needs a privilege a service account
+//! may lack (and Wine and some SMB shares do not provide): files get the read-only attribute
+//! (directories keep theirs: the attribute does not protect a directory on Windows; the state
+//! directory's ACL does), a symlink inside a tree is written as a small file holding its
+//! target (what Git for Windows does with `core.symlinks=false`), and `current` is a file
+//! holding the commit id, written under a temporary name and renamed over the old one, so it
+//! is switched just as atomically. The differences are all in the `os` module below.
 
 use crate::mirror::short;
 use crate::Layout;
 use git2::{ObjectType, Oid, Repository, Tree};
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 const INCOMING: &str = ".incoming-";
@@ -21,7 +28,105 @@ fn io(what: &Path, e: std::io::Error) -> String {
 }
 
 fn set_mode(p: &Path, mode: u32) -> Result<(), String> {
-    fs::set_permissions(p, fs::Permissions::from_mode(mode)).map_err(|e| io(p, e))
+    os::set_mode(p, mode).map_err(|e| io(p, e))
+}
+
+/// Linux: mode bits, symlinks, /proc.
+#[cfg(unix)]
+mod os {
+    use std::fs;
+    use std::io;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::path::Path;
+
+    pub fn set_mode(p: &Path, mode: u32) -> io::Result<()> {
+        fs::set_permissions(p, fs::Permissions::from_mode(mode))
+    }
+    /// Make `p` removable by its owner: a directory needs its write bit back.
+    pub fn make_removable(p: &Path, meta: &fs::Metadata) {
+        if meta.is_dir() {
+            let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o755));
+        }
+    }
+    pub fn link_in_tree(target: &str, path: &Path) -> io::Result<()> {
+        symlink(target, path)
+    }
+    pub fn alive(pid: u32) -> bool {
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+    /// `current` is a symlink to the commit's directory (relative: the commit id).
+    pub fn write_pointer(path: &Path, commit: &str) -> io::Result<()> {
+        symlink(commit, path)
+    }
+    pub fn read_pointer(path: &Path) -> Option<String> {
+        let t = fs::read_link(path).ok()?;
+        t.file_name().map(|n| n.to_string_lossy().to_string())
+    }
+}
+
+/// Windows: the read-only attribute, symlinks as files, `current` as a file, OpenProcess.
+#[cfg(windows)]
+mod os {
+    use std::fs;
+    use std::io::{self, Write};
+    use std::path::Path;
+
+    /// Files without a write bit get the read-only attribute; directories are left as they
+    /// are (the attribute means nothing for a directory's contents on Windows).
+    pub fn set_mode(p: &Path, mode: u32) -> io::Result<()> {
+        let meta = fs::metadata(p)?;
+        if meta.is_dir() {
+            return Ok(());
+        }
+        let mut perm = meta.permissions();
+        perm.set_readonly(mode & 0o222 == 0);
+        fs::set_permissions(p, perm)
+    }
+    /// Make `p` removable: Windows refuses to delete a read-only file.
+    pub fn make_removable(p: &Path, meta: &fs::Metadata) {
+        let mut perm = meta.permissions();
+        if perm.readonly() {
+            #[allow(clippy::permissions_set_readonly_false)] // Windows: clears the attribute only
+            perm.set_readonly(false);
+            let _ = fs::set_permissions(p, perm);
+        }
+    }
+    /// A symlink in the tree becomes a file holding its target, as Git for Windows writes it
+    /// with `core.symlinks=false`.
+    pub fn link_in_tree(target: &str, path: &Path) -> io::Result<()> {
+        fs::write(path, target)?;
+        set_mode(path, 0o444)
+    }
+    pub fn alive(pid: u32) -> bool {
+        use windows_sys::Win32::Foundation::{CloseHandle, STILL_ACTIVE};
+        use windows_sys::Win32::System::Threading::{
+            GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
+        };
+        // SAFETY: the handle is checked and closed; GetExitCodeProcess writes one u32.
+        unsafe {
+            let h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+            if h.is_null() {
+                // Access denied means it exists (another user's process); gone otherwise.
+                return io::Error::last_os_error().raw_os_error() == Some(5);
+            }
+            let mut code = 0u32;
+            let ok = GetExitCodeProcess(h, &mut code) != 0;
+            CloseHandle(h);
+            ok && code == STILL_ACTIVE as u32
+        }
+    }
+    /// `current` is a file holding the commit id (no symlink privilege needed), flushed
+    /// before it is renamed into place.
+    pub fn write_pointer(path: &Path, commit: &str) -> io::Result<()> {
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+        f.write_all(format!("{commit}\n").as_bytes())?;
+        f.sync_all()
+    }
+    pub fn read_pointer(path: &Path) -> Option<String> {
+        let t = fs::read_to_string(path).ok()?;
+        let c = t.trim();
+        (c.len() >= 40 && c.chars().all(|x| x.is_ascii_hexdigit())).then(|| c.to_string())
+    }
 }
 
 /// Write `tree` into the existing directory `dir`.
@@ -44,7 +149,7 @@ fn write_tree(repo: &Repository, tree: &Tree, dir: &Path) -> Result<(), String> 
                 if entry.filemode() == 0o120000 {
                     let target = std::str::from_utf8(blob.content())
                         .map_err(|_| format!("symlink {} has a non-UTF-8 target", path.display()))?;
-                    symlink(target, &path).map_err(|e| io(&path, e))?;
+                    os::link_in_tree(target, &path).map_err(|e| io(&path, e))?;
                 } else {
                     fs::write(&path, blob.content()).map_err(|e| io(&path, e))?;
                     set_mode(&path, if entry.filemode() & 0o111 != 0 { 0o555 } else { 0o444 })?;
@@ -66,8 +171,8 @@ fn write_tree(repo: &Repository, tree: &Tree, dir: &Path) -> Result<(), String> 
 pub(crate) fn remove_tree(path: &Path) -> std::io::Result<()> {
     fn writable(p: &Path) {
         if let Ok(meta) = fs::symlink_metadata(p) {
+            os::make_removable(p, &meta);
             if meta.is_dir() {
-                let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o755));
                 if let Ok(rd) = fs::read_dir(p) {
                     for e in rd.flatten() {
                         writable(&e.path());
@@ -82,7 +187,7 @@ pub(crate) fn remove_tree(path: &Path) -> std::io::Result<()> {
 
 /// Is this pid alive? (A leftover of a live writer must not be removed under it.)
 fn alive(pid: &str) -> bool {
-    pid.parse::<u32>().is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists())
+    pid.parse::<u32>().is_ok_and(os::alive)
 }
 
 /// Remove the temporary trees and links that dead writers left behind.
@@ -138,17 +243,17 @@ pub(crate) fn deploy(repo: &Repository, layout: &Layout, name: &str, commit: Oid
     Ok(target)
 }
 
-/// Switch `current` to `commit`: a new link under a temporary name, renamed over the old one.
+/// Switch `current` to `commit`: a new link (Windows: pointer file) under a temporary name,
+/// renamed over the old one.
 pub(crate) fn set_current(layout: &Layout, name: &str, commit: Oid) -> Result<(), String> {
     let dir = layout.deploy_dir(name);
     let tmp = dir.join(format!("{LINK_TMP}{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
-    symlink(commit.to_string(), &tmp).map_err(|e| io(&tmp, e))?;
+    os::write_pointer(&tmp, &commit.to_string()).map_err(|e| io(&tmp, e))?;
     fs::rename(&tmp, layout.current(name)).map_err(|e| io(&layout.current(name), e))
 }
 
 /// The commit id `current` points at.
 pub(crate) fn current(layout: &Layout, name: &str) -> Option<String> {
-    let t = fs::read_link(layout.current(name)).ok()?;
-    t.file_name().map(|n| n.to_string_lossy().to_string())
+    os::read_pointer(&layout.current(name))
 }

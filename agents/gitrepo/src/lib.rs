@@ -15,7 +15,8 @@
 //!     refs/hale/incoming/{heads,tags}/* what the last fetch saw on the master
 //!     refs/hale/verified/REF            the last commit of REF accepted (fast-forward, verified)
 //! /var/lib/hale/deploy/NAME/COMMIT/     one read-only tree per deployed commit
-//! /var/lib/hale/deploy/NAME/current     symlink to the COMMIT deployed last
+//! /var/lib/hale/deploy/NAME/current     symlink to the COMMIT deployed last (Windows: a file
+//!                                       holding the commit id; see deploy.rs)
 //! /etc/hale/repos.d/NAME.conf           `hale repo` settings of NAME ($HALE_CONFIG_DIR)
 //! ```
 //!
@@ -35,9 +36,16 @@ pub use signers::AllowedSigners;
 use std::path::{Path, PathBuf};
 
 /// Default state directory (mirrors and deployed trees).
+#[cfg(not(windows))]
 pub const STATE_DIR: &str = "/var/lib/hale";
 /// Default directory of per-repository settings for `hale repo`.
+#[cfg(not(windows))]
 pub const CONFIG_DIR: &str = "/etc/hale/repos.d";
+/// On Windows: beside the WSFC adapter's resource settings and run directory.
+#[cfg(windows)]
+pub const STATE_DIR: &str = r"C:\ProgramData\Hale";
+#[cfg(windows)]
+pub const CONFIG_DIR: &str = r"C:\ProgramData\Hale\repos.d";
 
 /// Where mirrors, trees and settings live on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,7 +149,7 @@ impl Source {
                     self.url
                 ));
             }
-        } else if !self.url.starts_with('/') {
+        } else if !Path::new(&self.url).is_absolute() {
             return Err(format!("repository '{}' must be an absolute path or a file:// or git:// URL", self.url));
         }
         if self.reference.is_empty()
@@ -223,16 +231,29 @@ impl Source {
 }
 
 #[cfg(test)]
+mod sync_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An absolute path on this platform (`/srv/...` is only rooted on the current drive on
+    /// Windows).
+    fn abs(p: &str) -> String {
+        if cfg!(windows) {
+            format!("C:{}", p.replace('/', "\\"))
+        } else {
+            p.to_string()
+        }
+    }
 
     fn src() -> Source {
         Source {
             name: "ops".into(),
-            url: "/srv/git/ops.git".into(),
+            url: abs("/srv/git/ops.git"),
             reference: "master".into(),
             verify: VerifyMode::Signed,
-            allowed_signers: Some("/etc/hale/allowed_signers".into()),
+            allowed_signers: Some(abs("/etc/hale/allowed_signers").into()),
         }
     }
 

@@ -29,9 +29,21 @@ pub enum Check {
     NoTip(String),
 }
 
+/// The characters that end a path component in a repository URL or path (Windows paths use
+/// backslashes too: `C:\git\ops.git` → `ops`).
+#[cfg(not(windows))]
+const URL_SEPARATORS: [char; 2] = ['/', ':'];
+#[cfg(windows)]
+const URL_SEPARATORS: [char; 3] = ['/', ':', '\\'];
+/// Trailing separators ignored.
+#[cfg(not(windows))]
+const TRAILING: [char; 1] = ['/'];
+#[cfg(windows)]
+const TRAILING: [char; 2] = ['/', '\\'];
+
 /// The short name of a repository from its URL or path: `/srv/git/ops.git` → `ops`.
 pub fn name_from_url(url: &str) -> String {
-    let last = url.trim_end_matches('/').rsplit(['/', ':']).next().unwrap_or("");
+    let last = url.trim_end_matches(TRAILING).rsplit(URL_SEPARATORS).next().unwrap_or("");
     let last = last.strip_suffix(".git").unwrap_or(last);
     let name: String =
         last.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect();
@@ -350,5 +362,9 @@ mod tests {
         assert_eq!(name_from_url("git://127.0.0.1:9418/team/scripts.git/"), "scripts");
         assert_eq!(name_from_url("file:///x/my repo"), "my-repo");
         assert_eq!(name_from_url("/"), "repo");
+        if cfg!(windows) {
+            assert_eq!(name_from_url(r"C:\git\team\ops.git\"), "ops");
+            assert_eq!(name_from_url(r"\\server\share\scripts.git"), "scripts");
+        }
     }
 }

@@ -25,8 +25,9 @@ use hale_ocf::{Action, ActionSpec, Agent, AgentInfo, Context, Failure, Kind, Ocf
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where default pidfiles live (tmpfs: a reboot leaves no stale record).
-pub const RUN_DIR: &str = "/run/hale";
+/// Where default pidfiles live: the daemon agent's (Linux: tmpfs, a reboot leaves no stale
+/// record; Windows: under ProgramData).
+pub const RUN_DIR: &str = hale_daemon::RUN_DIR;
 /// The hidden `hale` subcommand that runs periodic mode's supervisor.
 pub const SUPERVISE_COMMAND: &str = "gitscript-supervise";
 
@@ -218,7 +219,7 @@ pub fn source_from(v: &Values) -> OcfResult<(Source, Layout)> {
     };
     source.check().map_err(|e| Failure::configured(format!("parameter {e}").replace("parameter repository ", "")))?;
     let state = v.str("state_dir").unwrap_or(hale_gitrepo::STATE_DIR);
-    if !state.starts_with('/') {
+    if !Path::new(state).is_absolute() {
         return Err(Failure::configured(format!("parameter state_dir='{state}' must be an absolute path")));
     }
     Ok((source, Layout::with_state_dir(Path::new(state))))
@@ -266,11 +267,23 @@ impl GitScript {
         Ok((commit.to_string(), c.layout.tree(&c.source.name, &commit.to_string())))
     }
 
+    /// The argv that runs the entry in `tree`: interpreter + path. On Windows an entry ending
+    /// in `.ps1` with no interpreter runs with `pwsh` or Windows PowerShell (`-NoProfile
+    /// -NonInteractive -ExecutionPolicy Bypass -File`), found on the service's PATH.
+    fn entry_argv(&self, c: &Config, tree: &Path) -> Vec<String> {
+        let script = entry_path(tree, &c.entry);
+        #[cfg(windows)]
+        if c.interpreter.is_empty() && is_powershell(&c.entry) {
+            return hale_backend::windows::powershell_argv(self.daemon.processes(), c.process.path_var(), &script, &[]);
+        }
+        let mut argv = c.interpreter.clone();
+        argv.push(script.to_string_lossy().to_string());
+        argv
+    }
+
     /// The daemon settings that run `commit` from `tree`.
     fn process_for(&self, c: &Config, commit: &str, tree: &Path) -> OcfResult<Process> {
-        let script = tree.join(&c.entry).to_string_lossy().to_string();
-        let mut argv = c.interpreter.clone();
-        argv.push(script);
+        let mut argv = self.entry_argv(c, tree);
         if c.mode == Mode::Periodic {
             let exe = std::env::current_exe()
                 .map_err(|e| Failure::not_installed(format!("cannot find the hale binary for the supervisor: {e}")))?;
@@ -312,10 +325,10 @@ impl GitScript {
     fn launch(&self, c: &Config, commit: &str, tree: &Path, ctx: &Context) -> OcfResult {
         let p = self.process_for(c, commit, tree)?;
         if c.interpreter.is_empty() && c.mode == Mode::Daemon {
-            let script = tree.join(&c.entry);
+            let script = entry_path(tree, &c.entry);
             if !is_executable(&script) {
                 return Err(Failure::generic(format!(
-                    "entry {} is not executable in commit {} (chmod +x in git, or set interpreter)",
+                    "entry {} is not executable in commit {} ({NOT_EXECUTABLE_HINT})",
                     c.entry,
                     short(commit)
                 )));
@@ -337,13 +350,59 @@ impl GitScript {
     }
 }
 
+/// The entry's file in `tree` (`entry` uses `/`, as git does).
+#[cfg(not(windows))]
+fn entry_path(tree: &Path, entry: &str) -> PathBuf {
+    tree.join(entry)
+}
+/// Joined part by part on Windows, so the path has native separators throughout.
+#[cfg(windows)]
+fn entry_path(tree: &Path, entry: &str) -> PathBuf {
+    entry.split('/').filter(|p| !p.is_empty()).fold(tree.to_path_buf(), |p, part| p.join(part))
+}
+
+#[cfg(unix)]
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
+#[cfg(unix)]
+const NOT_EXECUTABLE_HINT: &str = "chmod +x in git, or set interpreter";
+
+/// Windows has no execute bit: a program (`.exe`, `.com`) or a PowerShell script runs without
+/// an interpreter. Batch files do not: `CreateProcessW` would run them through `cmd.exe`.
+#[cfg(windows)]
+fn is_executable(p: &Path) -> bool {
+    let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+    p.is_file() && ["exe", "com", "ps1"].iter().any(|x| ext.eq_ignore_ascii_case(x))
+}
+#[cfg(windows)]
+const NOT_EXECUTABLE_HINT: &str = "on Windows only .exe, .com and .ps1 entries run without interpreter";
+
+/// A PowerShell script, by its extension (any case).
+#[cfg(windows)]
+fn is_powershell(entry: &str) -> bool {
+    entry.rsplit_once('.').is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("ps1"))
+}
+
+/// A program that exists on every node, standing in for the entry in validate-all.
+#[cfg(not(windows))]
+const ANY_PROGRAM: &str = "/bin/true";
+#[cfg(windows)]
+const ANY_PROGRAM: &str = r"C:\Windows\System32\cmd.exe";
+
+fn runs_with_powershell(c: &Config) -> bool {
+    #[cfg(windows)]
+    return c.interpreter.is_empty() && is_powershell(&c.entry);
+    #[cfg(not(windows))]
+    {
+        let _ = c;
+        false
+    }
+}
 
 fn default_pidfile(ctx: &Context) -> PathBuf {
-    PathBuf::from(format!("{RUN_DIR}/gitscript-{}.pid", ctx.state_name()))
+    PathBuf::from(RUN_DIR).join(format!("gitscript-{}.pid", ctx.state_name()))
 }
 
 fn tag(ctx: &Context) -> String {
@@ -379,7 +438,7 @@ fn process_params(v: &Values, ctx: &Context) -> OcfResult<Process> {
     let values = Values::parse(daemon.params(), &env)?;
     let mut p = daemon.configure(&values, ctx)?;
     p.pidfile = match v.str("pidfile") {
-        Some(f) if !f.starts_with('/') => {
+        Some(f) if !Path::new(f).is_absolute() => {
             return Err(Failure::configured(format!("parameter pidfile='{f}' must be an absolute path")))
         }
         Some(f) => PathBuf::from(f),
@@ -459,8 +518,10 @@ impl Agent for GitScript {
         validate_source(&c.source)?;
         // The interpreter and the user/workdir/logfile checks, as the daemon agent makes them.
         let mut p = self.process_for(c, "0", Path::new("/"))?;
-        if c.interpreter.is_empty() && c.mode == Mode::Daemon {
-            p.argv = vec!["/bin/true".into()];
+        // No interpreter: the entry itself runs, and is checked at start, in its tree (a
+        // PowerShell entry on Windows keeps its shell here, which must be installed).
+        if c.interpreter.is_empty() && c.mode == Mode::Daemon && !runs_with_powershell(c) {
+            p.argv = vec![ANY_PROGRAM.into()];
         }
         if c.process.workdir.is_none() {
             p.workdir = None;
@@ -492,7 +553,7 @@ impl Agent for GitScript {
         let pidfile = ctx
             .env
             .param("pidfile")
-            .filter(|p| p.starts_with('/'))
+            .filter(|p| Path::new(p).is_absolute())
             .map(PathBuf::from)
             .unwrap_or_else(|| default_pidfile(ctx));
         let mut env = ctx.env.clone();
@@ -606,6 +667,9 @@ fn probe_ctx() -> Context {
     Context::new(Action::Monitor, &hale_ocf::Env::new(), &[0], Duration::from_secs(5))
 }
 
+#[cfg(all(test, windows))]
+mod windows_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,13 +681,14 @@ mod tests {
         for (k, v) in params {
             env.set(format!("OCF_RESKEY_{k}"), *v);
         }
-        let a = GitScript::new(Box::new(hale_backend::fake::FakeProcesses::new(&["/bin/true"], &[])));
+        let a = GitScript::new(Box::new(hale_backend::fake::FakeProcesses::new(&[ANY_PROGRAM], &[])));
         execute(&a, Some(action), &env)
     }
 
     #[test]
     fn configuration_errors_are_6_with_reasons() {
-        let ok = [("repository", "/srv/git/ops.git"), ("entry", "bin/job"), ("verify", "none")];
+        let master = if cfg!(windows) { r"C:\srv\git\ops.git" } else { "/srv/git/ops.git" };
+        let ok = [("repository", master), ("entry", "bin/job"), ("verify", "none")];
         assert_eq!(run("validate-all", &ok).status, OcfStatus::Success);
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("entry", "../etc/passwd")], "relative path inside"),

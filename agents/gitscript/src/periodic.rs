@@ -64,8 +64,12 @@ impl RunState {
 }
 
 fn describe(status: std::process::ExitStatus) -> (bool, String) {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
+    #[cfg(unix)]
+    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    // Windows: every end has an exit code (a terminated process gets the one it was given).
+    #[cfg(not(unix))]
+    let signal: Option<i32> = None;
+    match (status.code(), signal) {
         (Some(c), _) => (c == 0, format!("exit status {c}")),
         (None, Some(s)) => (false, format!("killed by signal {s}")),
         _ => (false, "ended".into()),

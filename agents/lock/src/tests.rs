@@ -72,7 +72,9 @@ fn writer_preference_blocks_new_shared_locks() {
     // The writer waits a little, leaving its intent while it does.
     let w = req("w", &["h"], Kind::Exclusive, 30);
     let until = Time::now().plus(Duration::from_secs(30));
-    assert_eq!(w.attempt(&s.state().unwrap(), Time::now(), Time::now()).0, vec![], "no intent without a wait");
+    // No wait: the wait ends at the same instant as "now" (two clock reads could differ).
+    let now = Time::now();
+    assert_eq!(w.attempt(&s.state().unwrap(), now, now).0, vec![], "no intent without a wait");
     let st = s.state().unwrap();
     let (changes, verdict) = w.attempt(&st, Time::now(), until);
     assert!(matches!(verdict, Verdict::Blocked(_)));

@@ -1,0 +1,166 @@
+//! A whole sync on this platform's file system, with a local-path master written through
+//! libgit2 (no `git` program, no `ssh-keygen`: the same test runs under Wine): deploy into a
+//! read-only tree, switch `current`, fast-forward, refuse a history rewrite, clean up what a
+//! dead writer left; and SSH-signed commits, signed here with a fixed test key.
+
+use crate::{deploy, sync, Check, Layout, Mirror, Source, VerifyMode};
+use git2::{Commit, Oid, Repository, Signature, Time};
+use ssh_key::{private::Ed25519Keypair, HashAlg, LineEnding, PrivateKey};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let p = std::env::temp_dir().join(format!("hale-gitrepo-{what}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = deploy::remove_tree(&self.0);
+    }
+}
+
+fn key(seed: u8) -> PrivateKey {
+    PrivateKey::new(Ed25519Keypair::from_seed(&[seed; 32]).into(), format!("key{seed}")).unwrap()
+}
+
+/// How a test commit is signed.
+enum Sign<'a> {
+    No,
+    With(&'a PrivateKey),
+    /// A valid signature by this key, but over other bytes than the commit's.
+    OverOtherData(&'a PrivateKey),
+}
+
+/// Commit `files` on master of the bare `repo` (replacing the ref, even without fast-forward).
+fn commit(repo: &Repository, files: &[(&str, &str)], parent: Option<Oid>, sign: Sign) -> Oid {
+    let mut tb = repo.treebuilder(None).unwrap();
+    for (name, content) in files {
+        tb.insert(name, repo.blob(content.as_bytes()).unwrap(), 0o100644).unwrap();
+    }
+    let tree = repo.find_tree(tb.write().unwrap()).unwrap();
+    let when = Time::new(1_700_000_000 + i64::from(parent.is_some()), 0);
+    let who = Signature::new("Test", "test@example.com", &when).unwrap();
+    let parents: Vec<Commit> = parent.iter().map(|p| repo.find_commit(*p).unwrap()).collect();
+    let parents: Vec<&Commit> = parents.iter().collect();
+    let oid = match sign {
+        Sign::No => repo.commit(None, &who, &who, "test", &tree, &parents).unwrap(),
+        Sign::With(k) | Sign::OverOtherData(k) => {
+            let buf = repo.commit_create_buffer(&who, &who, "test", &tree, &parents).unwrap();
+            let signed: &[u8] = if matches!(sign, Sign::OverOtherData(_)) { b"other bytes" } else { &buf };
+            let pem = k.sign("git", HashAlg::Sha512, signed).unwrap().to_pem(LineEnding::LF).unwrap();
+            repo.commit_signed(std::str::from_utf8(&buf).unwrap(), &pem, None).unwrap()
+        }
+    };
+    repo.reference("refs/heads/master", oid, true, "test").unwrap();
+    oid
+}
+
+fn source(master: &Path, verify: VerifyMode, allowed_signers: Option<PathBuf>) -> Source {
+    Source {
+        name: "ops".into(),
+        url: master.to_string_lossy().into_owned(),
+        reference: "master".into(),
+        verify,
+        allowed_signers,
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_local_master_deploys_read_only_fast_forwards_and_refuses_a_rewrite() {
+    let t = TempDir::new("sync");
+    let master_path = t.0.join("master.git");
+    let master = Repository::init_bare(&master_path).unwrap();
+    let c1 = commit(&master, &[("run.ps1", "Write-Output one\n"), ("README", "ops\n")], None, Sign::No);
+    let layout = Layout::with_state_dir(&t.0.join("state"));
+    let src = source(&master_path, VerifyMode::None, None);
+
+    let r = sync(&layout, &src, WAIT).unwrap();
+    assert_eq!(r.deployed, Some(c1), "{:?}", r.problem());
+    let m = Mirror::open(&layout, "ops").unwrap().unwrap();
+    assert_eq!(m.current(), Some(c1.to_string()));
+    let tree1 = layout.tree("ops", &c1.to_string());
+    let script = tree1.join("run.ps1");
+    assert_eq!(std::fs::read_to_string(&script).unwrap(), "Write-Output one\n");
+    assert!(std::fs::metadata(&script).unwrap().permissions().readonly(), "deployed files are read-only");
+
+    // A fast-forward is accepted and `current` switches; the old tree stays.
+    let c2 = commit(&master, &[("run.ps1", "Write-Output two\n")], Some(c1), Sign::No);
+    let r = sync(&layout, &src, WAIT).unwrap();
+    assert_eq!(r.deployed, Some(c2));
+    assert_eq!(m.current(), Some(c2.to_string()));
+    let tree2 = layout.tree("ops", &c2.to_string());
+    assert_eq!(std::fs::read_to_string(tree2.join("run.ps1")).unwrap(), "Write-Output two\n");
+    assert!(tree1.is_dir());
+
+    // A rewritten history is refused: the accepted commit keeps running.
+    let c3 = commit(&master, &[("run.ps1", "Write-Output evil\n")], None, Sign::No);
+    let r = sync(&layout, &src, WAIT).unwrap();
+    assert!(matches!(&r.check, Check::Refused { tip, reason } if *tip == c3 && reason.contains("history rewrite")));
+    assert_eq!(r.deployed, Some(c2));
+    assert_eq!(m.current(), Some(c2.to_string()));
+    assert!(!layout.tree("ops", &c3.to_string()).exists());
+
+    // A read-only tree can be removed, and what a dead writer left is cleaned up.
+    deploy::remove_tree(&tree1).unwrap();
+    assert!(!tree1.exists());
+    let left = layout.deploy_dir("ops").join(format!(".incoming-{c1}-4000000000"));
+    std::fs::create_dir(&left).unwrap();
+    std::fs::write(left.join("half"), "x").unwrap();
+    let mut ro = std::fs::metadata(left.join("half")).unwrap().permissions();
+    ro.set_readonly(true);
+    std::fs::set_permissions(left.join("half"), ro).unwrap();
+    m.deploy(c1).unwrap();
+    assert!(!left.exists(), "the dead writer's leftover is removed");
+    assert!(tree1.is_dir(), "the tree is deployed again");
+    assert_eq!(m.current(), Some(c2.to_string()), "deploying does not switch current");
+}
+
+#[test]
+fn only_commits_signed_by_an_allowed_key_are_deployed() {
+    let t = TempDir::new("signed");
+    let (alice, mallory) = (key(1), key(2));
+    let signers = t.0.join("allowed_signers");
+    let pubkey = alice.public_key().to_openssh().unwrap();
+    std::fs::write(&signers, format!("alice@example.com {pubkey}\n")).unwrap();
+    let master_path = t.0.join("master.git");
+    let master = Repository::init_bare(&master_path).unwrap();
+    let layout = Layout::with_state_dir(&t.0.join("state"));
+    let src = source(&master_path, VerifyMode::Signed, Some(signers.clone()));
+
+    let c1 = commit(&master, &[("job.ps1", "1\n")], None, Sign::With(&alice));
+    let r = sync(&layout, &src, WAIT).unwrap();
+    assert_eq!(r.deployed, Some(c1), "{:?}", r.problem());
+    assert!(r.signer.as_deref().is_some_and(|s| s.starts_with("alice@example.com (SHA256:")), "{:?}", r.signer);
+
+    let refused = |sign: Sign, why: &str| {
+        let tip = commit(&master, &[("job.ps1", "2\n")], Some(c1), sign);
+        let r = sync(&layout, &src, WAIT).unwrap();
+        assert!(matches!(&r.check, Check::Refused { reason, .. } if reason.contains(why)), "{why}: {:?}", r.check);
+        assert_eq!(r.deployed, Some(c1), "the last accepted commit stays");
+        assert!(!layout.tree("ops", &tip.to_string()).exists(), "a refused commit is never checked out");
+    };
+    refused(Sign::No, "is not signed");
+    refused(Sign::With(&mallory), "not in allowed_signers");
+    refused(Sign::OverOtherData(&alice), "bad signature by alice@example.com");
+
+    // Alice signs a fast-forward: accepted again.
+    let c2 = commit(&master, &[("job.ps1", "3\n")], Some(c1), Sign::With(&alice));
+    assert_eq!(sync(&layout, &src, WAIT).unwrap().deployed, Some(c2));
+    // A key removed from allowed_signers: the running commit no longer verifies.
+    std::fs::write(&signers, format!("bob@example.com {}\n", mallory.public_key().to_openssh().unwrap())).unwrap();
+    let r = sync(&layout, &src, WAIT).unwrap();
+    assert!(
+        matches!(&r.check, Check::Refused { reason, .. } if reason.contains("no longer verifies")),
+        "{:?}",
+        r.check
+    );
+}
