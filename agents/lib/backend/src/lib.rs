@@ -8,9 +8,11 @@
 //! Linux and the agents do not know which one they got.
 
 pub mod fake;
+pub mod files;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod net;
+pub mod paths;
 pub mod process;
 #[cfg(windows)]
 pub mod windows;

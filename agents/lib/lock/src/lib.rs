@@ -25,7 +25,8 @@ pub mod config;
 pub mod deps;
 pub mod dir;
 pub mod etcd;
-pub mod fsops;
+/// The file primitives, from the backend (kept under this name for the store's code).
+pub use hale_backend::files as fsops;
 pub mod time;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,262 @@
+//! File primitives every agent and library uses, with what each promises on Linux and on
+//! Windows (a local NTFS volume or an SMB share). The agents run as root in directories that
+//! other users may write (a service's pidfile directory, a lock store on a share), so nothing
+//! here follows a planted symlink or reuses a predictable temporary name.
+//!
+//! - **atomic replacement** ([`write_atomic`]): a reader sees the old content or the new, never
+//!   a part; the temporary is created with `O_EXCL | O_NOFOLLOW` under an unguessable name,
+//!   flushed, renamed over the target, and the directory is flushed.
+//! - **no-follow opens** ([`open_append_nofollow`], [`read_nofollow`]): a symlink at the path
+//!   is refused instead of followed.
+//!
+//! - **create-new** (`O_EXCL` / `CREATE_NEW`): atomic on both, over NFSv3+ and SMB too; std's
+//!   `OpenOptions::create_new` is used as is.
+//! - **replace** ([`replace`]): a rename over an existing file. POSIX `rename(2)`; on Windows
+//!   `MoveFileExW` with `MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH`, so the rename is
+//!   on disk (or acknowledged by the SMB server) when it returns.
+//! - **directory flush** ([`sync_dir`]): POSIX needs an fsync of the directory for a rename
+//!   to survive a crash. Windows cannot open a directory as a file without
+//!   `FILE_FLAG_BACKUP_SEMANTICS`, and SMB servers do not all flush a directory handle; the
+//!   write-through rename above gives the same guarantee, so this is a no-op there.
+//! - **busy files** ([`retry_busy`]): Windows refuses to rename over, remove or open a file
+//!   that another handle holds without `FILE_SHARE_DELETE` (a virus scanner, a backup agent,
+//!   an indexer, an SMB client's oplock break), and a removed file whose handles are still
+//!   open stays "delete pending" for a moment. Those errors are retried for up to
+//!   [`BUSY_RETRY`]; on Linux there is no such state and nothing is retried.
+
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long a file operation is retried while Windows reports the file busy: far longer than a
+/// scanner or another host's read holds a small file, far shorter than the store mutex lease.
+pub const BUSY_RETRY: Duration = Duration::from_secs(2);
+
+/// True for the errors Windows gives while another handle is using the file or it is being
+/// deleted: ERROR_ACCESS_DENIED (what a delete-pending file answers), ERROR_SHARING_VIOLATION,
+/// ERROR_LOCK_VIOLATION, ERROR_DELETE_PENDING. Never true on Linux.
+pub fn is_busy(e: &io::Error) -> bool {
+    cfg!(windows) && matches!(e.raw_os_error(), Some(5 | 32 | 33 | 303))
+}
+
+/// Run `op`, again while it fails with a busy error (see [`is_busy`]), for up to [`BUSY_RETRY`].
+pub fn retry_busy<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let until = Instant::now() + BUSY_RETRY;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match op() {
+            Err(e) if is_busy(&e) && Instant::now() < until => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Rename `from` to `to`, replacing `to` atomically if it exists.
+#[cfg(not(windows))]
+pub fn replace(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::rename(from, to)
+}
+
+/// Rename `from` to `to`, replacing `to` atomically if it exists, written through to disk.
+#[cfg(windows)]
+pub fn replace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::windows::ffi::OsStrExt;
+    use windows_sys::Win32::Storage::FileSystem::{MoveFileExW, MOVEFILE_REPLACE_EXISTING, MOVEFILE_WRITE_THROUGH};
+    let wide = |p: &Path| p.as_os_str().encode_wide().chain(Some(0)).collect::<Vec<u16>>();
+    let (f, t) = (wide(from), wide(to));
+    // SAFETY: both strings are NUL-terminated and live across the call.
+    if unsafe { MoveFileExW(f.as_ptr(), t.as_ptr(), MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Make the renames done in `dir` durable: fsync of the directory on POSIX (best effort: a
+/// failure here cannot undo the rename, and the file contents were already flushed).
+#[cfg(unix)]
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Nothing to do on Windows: [`replace`] writes through (see the module documentation).
+#[cfg(not(unix))]
+pub fn sync_dir(_dir: &Path) {}
+
+/// A temporary name next to `path` that nobody can predict: pid, time and a counter. Created
+/// with create-new, so even a guessed name only makes the write fail, never follow a link.
+fn temp_name(path: &Path) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = format!(".{base}.{}-{nanos:x}-{}.tmp", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+    path.with_file_name(name)
+}
+
+/// Create `path` new for writing: fails if anything (a file, a symlink) is already there.
+pub fn create_new(path: &Path, mode: u32) -> io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(mode).custom_flags(libc_nofollow());
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    o.open(path)
+}
+
+#[cfg(unix)]
+fn libc_nofollow() -> i32 {
+    libc::O_NOFOLLOW | libc::O_CLOEXEC
+}
+
+/// Replace `path` with `data` atomically and durably: a reader sees the old content or the new,
+/// never a part, and after a crash one of the two is on disk. The temporary is created
+/// create-new and no-follow under an unguessable name in the same directory, flushed, renamed
+/// over `path` (which may be a symlink: the link itself is replaced, never its target), then
+/// the directory is flushed. `mode` applies on Unix (the file is created with it, so it is
+/// never readable by others even for a moment).
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = temp_name(path);
+    let result = (|| {
+        let mut f = create_new(&tmp, mode)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        retry_busy(|| replace(&tmp, path))
+    })();
+    match result {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                sync_dir(dir);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Open `path` for appending, creating it with `mode`, refusing a symlink at the path.
+pub fn open_append_nofollow(path: &Path, mode: u32) -> io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(mode).custom_flags(libc_nofollow());
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    o.open(path)
+}
+
+/// Read `path` whole, refusing a symlink at the path (on Unix; elsewhere a plain read).
+pub fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc_nofollow());
+    }
+    let mut f = o.open(path)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Make sure `dir` exists as a real directory (not a symlink, not a file), creating it and its
+/// parents with `mode` when missing. A node just booted has an empty /run: every agent calls
+/// this before writing its state, in every action that writes.
+pub fn ensure_dir(dir: &Path, mode: u32) -> io::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} is a symbolic link, not a directory", dir.display()),
+            ))
+        }
+        Ok(_) => {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} is not a directory", dir.display())))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    b.create(dir)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("hale-files-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn write_atomic_replaces_a_symlink_never_its_target() {
+        let d = scratch("atomic");
+        let target = d.join("target");
+        std::fs::write(&target, "precious").unwrap();
+        let link = d.join("state");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, b"ours", 0o644).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+        assert!(!std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&link).unwrap(), "ours");
+        let left: Vec<_> = std::fs::read_dir(&d).unwrap().collect();
+        assert_eq!(left.len(), 2, "no temporary left behind");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn no_follow_opens_refuse_links() {
+        let d = scratch("nofollow");
+        let target = d.join("target");
+        std::fs::write(&target, "secret").unwrap();
+        let link = d.join("log");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(open_append_nofollow(&link, 0o640).is_err());
+        assert!(read_nofollow(&link).is_err());
+        assert!(create_new(&link, 0o600).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "secret");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn ensure_dir_creates_and_refuses_impostors() {
+        let d = scratch("ensure");
+        ensure_dir(&d.join("a/b"), 0o755).unwrap();
+        assert!(d.join("a/b").is_dir());
+        std::fs::write(d.join("file"), "").unwrap();
+        assert!(ensure_dir(&d.join("file"), 0o755).is_err());
+        std::os::unix::fs::symlink(d.join("a"), d.join("link")).unwrap();
+        assert!(ensure_dir(&d.join("link"), 0o755).is_err());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
