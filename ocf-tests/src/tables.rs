@@ -459,3 +459,16 @@ pub const GITSYNC: Table = Table {
 
 /// Every agent's table.
 pub const TABLES: &[&Table] = &[&DAEMON, &VIP, &HOSTLOCK, &GITSCRIPT, &GITSYNC];
+
+#[cfg(test)]
+mod tests {
+    /// An agent without a table would ship untested; a table without an agent tests nothing.
+    #[test]
+    fn every_agent_of_the_registry_has_one_table_and_back() {
+        let mut agents = hale_registry::names();
+        let mut tables: Vec<&str> = super::TABLES.iter().map(|t| t.agent).collect();
+        agents.sort_unstable();
+        tables.sort_unstable();
+        assert_eq!(agents, tables, "registry (left) and conformance tables (right) differ");
+    }
+}

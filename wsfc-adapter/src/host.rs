@@ -2,45 +2,20 @@
 //! stored configuration, exactly as Pacemaker would pass it.
 
 use crate::config::{self, ResourceConfig};
-use hale_ocf::{ActionSpec, Agent, AgentInfo, Env, Execution, OcfStatus, Param};
+use hale_ocf::env::ActionEnv;
+use hale_ocf::{AnyAgent, Env, Execution};
 use std::time::Duration;
 
-/// An agent with its configuration type erased.
-pub trait HostedAgent {
-    fn info(&self) -> AgentInfo;
-    fn params(&self) -> &'static [Param];
-    fn actions(&self) -> &'static [ActionSpec];
-    fn execute(&self, action: &str, env: &Env) -> Execution;
+/// The agent called `name`, if this build hosts it (the registry's entries marked `wsfc`).
+/// `owning`: the services it starts die with this process (the long-lived `service` and `app`
+/// modes); otherwise they outlive it (one action per process).
+pub fn agent(name: &str, owning: bool) -> Option<Box<dyn AnyAgent>> {
+    hale_registry::find(name).filter(|e| e.wsfc).map(|e| (e.make)(processes(owning)))
 }
 
-impl<A: Agent> HostedAgent for A {
-    fn info(&self) -> AgentInfo {
-        Agent::info(self)
-    }
-    fn params(&self) -> &'static [Param] {
-        Agent::params(self)
-    }
-    fn actions(&self) -> &'static [ActionSpec] {
-        Agent::actions(self)
-    }
-    fn execute(&self, action: &str, env: &Env) -> Execution {
-        hale_ocf::execute(self, Some(action), env)
-    }
-}
-
-/// The agents that build for Windows. `vip` manages Linux addresses (WSFC has its own IP
-/// Address resource); `gitsync` is a node-health agent for Pacemaker's node attributes, which
-/// WSFC does not have; `hostlock` is not hosted yet.
-pub const AGENTS: &[&str] = &["daemon", "gitscript"];
-
-/// The agent called `name`. `owning`: the services it starts die with this process (the
-/// long-lived `service` and `app` modes); otherwise they outlive it (one action per process).
-pub fn agent(name: &str, owning: bool) -> Option<Box<dyn HostedAgent>> {
-    match name {
-        "daemon" => Some(Box::new(hale_daemon::Daemon::new(processes(owning)))),
-        "gitscript" => Some(Box::new(hale_gitscript::GitScript::new(processes(owning)))),
-        _ => None,
-    }
+/// The names of the agents this build hosts.
+pub fn agents() -> Vec<&'static str> {
+    hale_registry::ENTRIES.iter().filter(|e| e.wsfc).map(|e| e.name).collect()
 }
 
 #[cfg(windows)]
@@ -61,7 +36,7 @@ fn processes(_owning: bool) -> Box<dyn hale_backend::Processes> {
 pub struct Host {
     pub name: String,
     pub config: ResourceConfig,
-    pub agent: Box<dyn HostedAgent>,
+    pub agent: Box<dyn AnyAgent>,
 }
 
 /// Which monitor: a recurring one of depth 0 or 10 (never a probe: the adapter only monitors
@@ -84,30 +59,24 @@ impl Host {
     /// The environment of one action, as Pacemaker would build it (OCF 1.1).
     pub fn env(&self, action: &str, depth: Option<Depth>) -> Env {
         let c = &self.config;
-        let mut env = Env::new();
-        env.set("OCF_RA_VERSION_MAJOR", "1")
-            .set("OCF_RA_VERSION_MINOR", "1")
-            .set("OCF_RESOURCE_INSTANCE", self.name.as_str())
-            .set("OCF_RESOURCE_TYPE", self.agent.info().name)
-            .set("OCF_RESOURCE_PROVIDER", "hale");
         let timeout = match action {
             "start" => c.start_timeout,
             "stop" => c.stop_timeout,
             "monitor" => c.monitor_timeout,
             _ => 20,
         };
-        env.set("OCF_RESKEY_CRM_meta_timeout", (u64::from(timeout) * 1000).to_string());
+        let mut b = ActionEnv::new(self.agent.info().name, &self.name).timeout(Duration::from_secs(timeout.into()));
         if let Some(d) = depth {
             let (level, every) = match d {
-                Depth::Shallow => ("0", c.interval),
-                Depth::Deep => ("10", c.interval * c.deep_every.max(1)),
+                Depth::Shallow => (0, c.interval),
+                Depth::Deep => (10, c.interval * c.deep_every.max(1)),
             };
-            env.set("OCF_CHECK_LEVEL", level)
-                .set("OCF_RESKEY_CRM_meta_interval", (u64::from(every) * 1000).to_string());
+            b = b.check_level(level).interval(Duration::from_secs(every.into()));
         }
         for (k, v) in &c.params {
-            env.set(format!("OCF_RESKEY_{k}"), v.as_str());
+            b = b.param(k, v);
         }
+        let mut env = b.build();
         // Log lines go to the resource's log file and to the Event Log (syslog elsewhere).
         env.set("HA_LOGFILE", config::log_path(&self.name).display().to_string());
         env.set("HA_LOGFACILITY", "daemon");
@@ -116,7 +85,7 @@ impl Host {
 
     /// Run one action; `depth` for monitors.
     pub fn run(&self, action: &str, depth: Option<Depth>) -> Execution {
-        let exec = self.agent.execute(action, &self.env(action, depth));
+        let exec = self.agent.execute(Some(action), &self.env(action, depth));
         log::debug!("{} {action}: {}", self.name, exec.status.code());
         exec
     }
@@ -163,9 +132,4 @@ pub fn summary(e: &Execution) -> String {
         s.push_str(r);
     }
     s
-}
-
-/// The exit code of a CLI action.
-pub fn exit_code(status: OcfStatus) -> i32 {
-    status.code()
 }

@@ -143,7 +143,7 @@ fn configure(name: &str, agent: &str, params: &[String], knobs: [Option<u32>; 5]
         return fail(2, &e);
     }
     let Some(a) = host::agent(agent, false) else {
-        return fail(2, &format!("unknown agent '{agent}'; this build hosts: {}", host::AGENTS.join(", ")));
+        return fail(2, &format!("unknown agent '{agent}'; this build hosts: {}", host::agents().join(", ")));
     };
     let mut c = ResourceConfig::with_agent_defaults(agent, a.actions());
     for p in params {
@@ -162,7 +162,7 @@ fn configure(name: &str, agent: &str, params: &[String], knobs: [Option<u32>; 5]
     c.stop_timeout = stop.unwrap_or(c.stop_timeout).max(1);
     c.monitor_timeout = monitor.unwrap_or(c.monitor_timeout).max(1);
     let h = Host { name: name.to_string(), config: c, agent: a };
-    let v = h.agent.execute("validate-all", &h.env("validate-all", None));
+    let v = h.agent.execute(Some("validate-all"), &h.env("validate-all", None));
     if v.status.is_failure() {
         return fail(v.status.code() as u8, &format!("not saved: {}", host::summary(&v)));
     }
@@ -245,13 +245,13 @@ fn main() -> ExitCode {
             Some(a) => {
                 let mut env = hale_ocf::Env::new();
                 env.set("OCF_RA_VERSION_MAJOR", "1").set("OCF_RA_VERSION_MINOR", "1");
-                print!("{}", a.execute("meta-data", &env).stdout.unwrap_or_default());
+                print!("{}", a.execute(Some("meta-data"), &env).stdout.unwrap_or_default());
                 ExitCode::SUCCESS
             }
             None => fail(2, &format!("unknown agent '{agent}'")),
         },
         Command::Agents => {
-            for a in host::AGENTS {
+            for a in host::agents() {
                 println!("{a}");
             }
             ExitCode::SUCCESS

@@ -150,8 +150,7 @@ pub fn event(_e: Event, _text: &str) {}
 mod tests {
     use super::*;
     use crate::config::ResourceConfig;
-    use crate::host::HostedAgent;
-    use hale_ocf::{ActionSpec, AgentInfo, Env, Execution, Param};
+    use hale_ocf::{ActionSpec, AgentInfo, AnyAgent, Env, Execution, Param};
     use std::cell::RefCell;
     use std::sync::mpsc::channel;
 
@@ -161,7 +160,7 @@ mod tests {
         calls: std::rc::Rc<RefCell<Vec<String>>>,
     }
 
-    impl HostedAgent for Scripted {
+    impl AnyAgent for Scripted {
         fn info(&self) -> AgentInfo {
             AgentInfo { name: "scripted", shortdesc: "", longdesc: "", version: "1" }
         }
@@ -171,7 +170,11 @@ mod tests {
         fn actions(&self) -> &'static [ActionSpec] {
             &[]
         }
-        fn execute(&self, action: &str, env: &Env) -> Execution {
+        fn check_levels(&self) -> &'static [u32] {
+            &[]
+        }
+        fn execute(&self, action: Option<&str>, env: &Env) -> Execution {
+            let action = action.unwrap_or_default();
             let level = env.get("OCF_CHECK_LEVEL").map(|l| format!(":{l}")).unwrap_or_default();
             self.calls.borrow_mut().push(format!("{action}{level}"));
             let mut a = self.answers.borrow_mut();

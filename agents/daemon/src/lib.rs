@@ -242,32 +242,21 @@ impl Daemon {
 impl Agent for Daemon {
     type Config = Config;
 
-    fn info(&self) -> AgentInfo {
-        AgentInfo {
-            name: "daemon",
-            shortdesc: "Runs and watches a long-running service",
-            longdesc: "Runs any program that stays in the foreground as a cluster resource: \
-                       detached from the cluster's processes, as a chosen user, with its own \
-                       environment and log file. start returns once the process is alive and, \
-                       if a health check is configured, healthy. monitor depth 0 checks the \
-                       process (no fork, no network); depth 10 runs the health checks. stop \
-                       sends stop_signal, waits, then kills the whole process tree, always \
-                       inside the operation timeout.",
-            version: env!("CARGO_PKG_VERSION"),
-        }
-    }
-
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-
-    fn actions(&self) -> &'static [ActionSpec] {
-        ACTIONS
-    }
-
-    fn check_levels(&self) -> &'static [u32] {
-        &[10]
-    }
+    const INFO: AgentInfo = AgentInfo {
+        name: "daemon",
+        shortdesc: "Runs and watches a long-running service",
+        longdesc: "Runs any program that stays in the foreground as a cluster resource: \
+                   detached from the cluster's processes, as a chosen user, with its own \
+                   environment and log file. start returns once the process is alive and, \
+                   if a health check is configured, healthy. monitor depth 0 checks the \
+                   process (no fork, no network); depth 10 runs the health checks. stop \
+                   sends stop_signal, waits, then kills the whole process tree, always \
+                   inside the operation timeout.",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    const PARAMS: &'static [Param] = PARAMS;
+    const ACTIONS: &'static [ActionSpec] = ACTIONS;
+    const CHECK_LEVELS: &'static [u32] = &[10];
 
     fn configure(&self, v: &Values, ctx: &Context) -> OcfResult<Config> {
         let argv = split_words("command", v.str("command").unwrap_or_default())?;

@@ -435,7 +435,7 @@ fn process_params(v: &Values, ctx: &Context) -> OcfResult<Process> {
         }
     }
     let daemon = Daemon::new(Box::new(hale_backend::fake::FakeProcesses::new(&[], &[])));
-    let values = Values::parse(daemon.params(), &env)?;
+    let values = Values::parse(<Daemon as Agent>::PARAMS, &env)?;
     let mut p = daemon.configure(&values, ctx)?;
     p.pidfile = match v.str("pidfile") {
         Some(f) if !Path::new(f).is_absolute() => {
@@ -451,33 +451,22 @@ fn process_params(v: &Values, ctx: &Context) -> OcfResult<Process> {
 impl Agent for GitScript {
     type Config = Config;
 
-    fn info(&self) -> AgentInfo {
-        AgentInfo {
-            name: "gitscript",
-            shortdesc: "Runs a script from a verified git commit",
-            longdesc: "Runs a script kept in a git repository, from a commit that fast-forwards from \
-                       the last one accepted and, with verify=signed, carries an SSH signature by an \
-                       allowed signer. start fetches the master (needed only when nothing verified is \
-                       deployed yet), checks the commit out into its own read-only tree and runs the \
-                       entry as a supervised daemon or every period seconds. monitor depth 0 checks \
-                       the process (no fork, no network); depth 10 compares the running commit with \
-                       the master's verified tip and returns 190 (degraded) when behind or when the \
-                       master is unreachable. reload-agent runs a newer verified commit.",
-            version: env!("CARGO_PKG_VERSION"),
-        }
-    }
-
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-
-    fn actions(&self) -> &'static [ActionSpec] {
-        ACTIONS
-    }
-
-    fn check_levels(&self) -> &'static [u32] {
-        &[10]
-    }
+    const INFO: AgentInfo = AgentInfo {
+        name: "gitscript",
+        shortdesc: "Runs a script from a verified git commit",
+        longdesc: "Runs a script kept in a git repository, from a commit that fast-forwards from \
+                   the last one accepted and, with verify=signed, carries an SSH signature by an \
+                   allowed signer. start fetches the master (needed only when nothing verified is \
+                   deployed yet), checks the commit out into its own read-only tree and runs the \
+                   entry as a supervised daemon or every period seconds. monitor depth 0 checks \
+                   the process (no fork, no network); depth 10 compares the running commit with \
+                   the master's verified tip and returns 190 (degraded) when behind or when the \
+                   master is unreachable. reload-agent runs a newer verified commit.",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    const PARAMS: &'static [Param] = PARAMS;
+    const ACTIONS: &'static [ActionSpec] = ACTIONS;
+    const CHECK_LEVELS: &'static [u32] = &[10];
 
     fn configure(&self, v: &Values, ctx: &Context) -> OcfResult<Config> {
         let (source, layout) = source_from(v)?;

@@ -58,7 +58,7 @@ fn run(a: &GitScript, action: &str, params: &[(&str, &str)], extra: &[(&str, &st
 fn config(a: &GitScript, params: &[(&str, &str)]) -> Config {
     let e = env("cfg", params);
     let ctx = Context::new(Action::Start, &e, &[0, 10], Duration::from_secs(30));
-    a.configure(&Values::parse(a.params(), &e).unwrap(), &ctx).unwrap()
+    a.configure(&Values::parse(GitScript::PARAMS, &e).unwrap(), &ctx).unwrap()
 }
 
 #[test]

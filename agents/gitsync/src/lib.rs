@@ -257,30 +257,22 @@ fn default_state_file(ctx: &Context) -> PathBuf {
 impl Agent for GitSync {
     type Config = Config;
 
-    fn info(&self) -> AgentInfo {
-        AgentInfo {
-            name: "gitsync",
-            shortdesc: "Keeps a git mirror synced and verified, and reports node health",
-            longdesc: "Meant as a clone on every node (meta allow-unhealthy-nodes=true). Each \
-                       monitor fetches the master, accepts its tip only if it fast-forwards and, \
-                       with verify=signed, is signed by an allowed signer, deploys it, and sets the \
-                       transient node attribute #health-hale-gitsync: green (in sync), yellow \
-                       (behind: the master could not be fetched lately) or red (the tip is refused, \
-                       the keys cannot be read, or fetching keeps failing). With \
-                       node-health-strategy=migrate-on-red the cluster moves gitscript resources \
-                       off a red node and back when it recovers. attrd_updater runs only when the \
-                       health changes.",
-            version: env!("CARGO_PKG_VERSION"),
-        }
-    }
-
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-
-    fn actions(&self) -> &'static [ActionSpec] {
-        ACTIONS
-    }
+    const INFO: AgentInfo = AgentInfo {
+        name: "gitsync",
+        shortdesc: "Keeps a git mirror synced and verified, and reports node health",
+        longdesc: "Meant as a clone on every node (meta allow-unhealthy-nodes=true). Each \
+                   monitor fetches the master, accepts its tip only if it fast-forwards and, \
+                   with verify=signed, is signed by an allowed signer, deploys it, and sets the \
+                   transient node attribute #health-hale-gitsync: green (in sync), yellow \
+                   (behind: the master could not be fetched lately) or red (the tip is refused, \
+                   the keys cannot be read, or fetching keeps failing). With \
+                   node-health-strategy=migrate-on-red the cluster moves gitscript resources \
+                   off a red node and back when it recovers. attrd_updater runs only when the \
+                   health changes.",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    const PARAMS: &'static [Param] = PARAMS;
+    const ACTIONS: &'static [ActionSpec] = ACTIONS;
 
     fn configure(&self, v: &Values, ctx: &Context) -> OcfResult<Config> {
         let (source, layout) = source_from(v)?;

@@ -1,9 +1,10 @@
 //! The `hale` subcommands.
 
-use crate::registry::{self, AnyAgent};
 use crate::{describe, install, man, repo};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use hale_ocf::AnyAgent;
 use hale_ocf::{Action, Env};
+use hale_registry as registry;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -84,7 +85,7 @@ enum Command {
 }
 
 fn find(name: &str) -> Result<Box<dyn AnyAgent>, String> {
-    registry::agent(name).ok_or_else(|| format!("no agent '{name}'; known agents: {}", registry::NAMES.join(", ")))
+    registry::agent(name).ok_or_else(|| format!("no agent '{name}'; known agents: {}", registry::names().join(", ")))
 }
 
 /// Parse the command line and run it; returns the exit code.
@@ -118,24 +119,24 @@ fn run(cmd: Command) -> Result<i32, String> {
             if let OcfVer::V11 = ocf {
                 env.set("OCF_RA_VERSION_MAJOR", "1").set("OCF_RA_VERSION_MINOR", "1");
             }
-            print!("{}", a.execute("meta-data", &env).stdout.unwrap_or_default());
+            print!("{}", a.execute(Some("meta-data"), &env).stdout.unwrap_or_default());
             Ok(0)
         }
         Command::Run { agent, action, params, probe, depth, timeout, instance } => {
             let a = find(&agent)?;
-            let mut env = Env::from_process();
+            // The caller's environment (HA_debug, HA_LOGFILE, ...) under execd's variables.
+            let mut action_env = hale_ocf::env::ActionEnv::new(&agent, &instance)
+                .timeout(std::time::Duration::from_secs(timeout))
+                .var("OCF_ROOT", "/usr/lib/ocf")
+                .var("OCF_EXIT_REASON_PREFIX", "ocf-exit-reason:");
             for p in &params {
                 let (k, v) = p.split_once('=').ok_or_else(|| format!("-p {p}: expected KEY=VALUE"))?;
-                env.set(format!("OCF_RESKEY_{k}"), v);
+                action_env = action_env.param(k, v);
             }
-            env.set("OCF_ROOT", "/usr/lib/ocf")
-                .set("OCF_RA_VERSION_MAJOR", "1")
-                .set("OCF_RA_VERSION_MINOR", "1")
-                .set("OCF_RESOURCE_INSTANCE", &instance)
-                .set("OCF_RESOURCE_TYPE", &agent)
-                .set("OCF_RESOURCE_PROVIDER", "hale")
-                .set("OCF_EXIT_REASON_PREFIX", "ocf-exit-reason:")
-                .set("OCF_RESKEY_CRM_meta_timeout", (timeout * 1000).to_string());
+            let mut env = Env::from_process();
+            for (k, v) in action_env.build().iter() {
+                env.set(k, v);
+            }
             if let Some(d) = depth {
                 env.set("OCF_CHECK_LEVEL", d.to_string());
             }
@@ -150,7 +151,10 @@ fn run(cmd: Command) -> Result<i32, String> {
                     .unwrap_or(10);
                 env.set("OCF_RESKEY_CRM_meta_interval", (u64::from(interval) * 1000).to_string());
             }
-            let exec = a.execute(&action, &env);
+            if action != "meta-data" {
+                let _ = hale_ocf::logging::Logger::install(&env, a.info().name, hale_backend::syslog());
+            }
+            let exec = a.execute(Some(&action), &env);
             if let Some(out) = &exec.stdout {
                 print!("{out}");
             }
@@ -179,7 +183,7 @@ fn run(cmd: Command) -> Result<i32, String> {
                 }
                 (Some(agent), None) => {
                     let a = find(agent.strip_prefix("ocf:hale:").unwrap_or(&agent))?;
-                    print!("{}", man::agent_page(a.as_ref(), registry::NAMES));
+                    print!("{}", man::agent_page(a.as_ref(), &registry::names()));
                 }
                 (None, None) => print!("{}", man::hale_page(&cmd, &registry::agents())),
             }

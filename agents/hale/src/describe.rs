@@ -1,6 +1,6 @@
 //! `hale describe`: the meta-data of an agent as text a person reads.
 
-use crate::registry::AnyAgent;
+use hale_ocf::AnyAgent;
 use hale_ocf::Kind;
 use std::fmt::Write;
 

@@ -2,7 +2,7 @@
 //! agent at `DIR/resource.d/hale/<agent>` to it, readable and executable by everyone
 //! (ocf-tester runs meta-data as `nobody`).
 
-use crate::registry::NAMES;
+use hale_registry::names;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
@@ -23,7 +23,7 @@ pub fn install(ocf_root: &Path) -> Result<Vec<String>, String> {
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", tmp.display()))?;
     fs::rename(&tmp, &target).map_err(|e| format!("cannot install {}: {e}", target.display()))?;
     done.push(target.display().to_string());
-    for name in NAMES {
+    for name in names() {
         let link = provider.join(name);
         let _ = fs::remove_file(&link);
         symlink("../../lib/hale/hale", &link).map_err(|e| format!("cannot link {}: {e}", link.display()))?;

@@ -9,16 +9,13 @@ mod describe;
 mod install;
 mod lock;
 mod man;
-mod registry;
 mod repo;
 
 fn main() {
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let name = std::path::Path::new(&argv0).file_name().and_then(|n| n.to_str()).unwrap_or("hale").to_string();
-    if let Some(agent) = registry::agent(&name) {
-        let env = hale_ocf::Env::from_process();
-        let action = std::env::args().nth(1);
-        std::process::exit(agent.run_and_report(action.as_deref(), &env));
+    if let Some(agent) = hale_registry::agent(&name) {
+        hale_ocf::runner::main(agent.as_ref(), hale_backend::syslog());
     }
     std::process::exit(cli::main());
 }

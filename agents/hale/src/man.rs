@@ -9,9 +9,9 @@
 //! Everything that comes from a schema is escaped ([`text`]), so no description can inject a
 //! roff request.
 
-use crate::registry::AnyAgent;
 use clap::builder::PossibleValuesParser;
 use clap::{Arg, ArgAction, Command};
+use hale_ocf::AnyAgent;
 use hale_ocf::{Action, Kind, OcfStatus};
 use std::fmt::Write;
 use std::fs;
@@ -526,7 +526,7 @@ pub fn for_completion(mut cmd: Command) -> Command {
         cmd = cmd.mut_subcommand(name, |mut sub| {
             let ids: Vec<String> = sub.get_arguments().map(|a| a.get_id().to_string()).collect();
             if ids.iter().any(|i| i == "agent") {
-                sub = sub.mut_arg("agent", |a| a.value_parser(PossibleValuesParser::new(crate::registry::NAMES)));
+                sub = sub.mut_arg("agent", |a| a.value_parser(PossibleValuesParser::new(hale_registry::names())));
             }
             if ids.iter().any(|i| i == "action") {
                 let actions: Vec<&'static str> = Action::ALL.iter().map(|a| a.name()).collect();
@@ -561,13 +561,13 @@ mod tests {
                     .help("A parameter"),
             ),
         );
-        let page = hale_page(&cmd, &crate::registry::agents());
+        let page = hale_page(&cmd, &hale_registry::agents());
         assert!(
             page.contains("\\fBhale\\fR \\fBrun\\fR \\fIAGENT\\fR [\\fB\\-\\-param\\fR \\fIKEY=VALUE\\fR]...\n"),
             "{page}"
         );
         assert!(page.contains(".TP\n\\fB\\-p\\fR, \\fB\\-\\-param\\fR \\fIKEY=VALUE\\fR\nA parameter.\n"), "{page}");
-        for name in crate::registry::NAMES {
+        for name in hale_registry::names() {
             assert!(page.contains(&format!("\\fBocf:hale:{}\\fR", text(name))), "{name} missing");
             assert!(page.contains(&format!("\\fB{}\\fR(7)", text(&agent_page_name(name)))), "{name} missing");
         }
@@ -575,7 +575,7 @@ mod tests {
 
     #[test]
     fn every_agent_page_lists_every_parameter_and_action() {
-        let agents = crate::registry::agents();
+        let agents = hale_registry::agents();
         let names: Vec<&str> = agents.iter().map(|a| a.info().name).collect();
         for a in &agents {
             let page = agent_page(a.as_ref(), &names);

@@ -202,32 +202,21 @@ fn forget(path: &Path) {
 impl Agent for HostLock {
     type Config = Config;
 
-    fn info(&self) -> AgentInfo {
-        AgentInfo {
-            name: "hostlock",
-            shortdesc: "Holds a leased lock on a host (and its dependents) for maintenance",
-            longdesc: "Takes a lock on a host before maintenance makes it unavailable, so that \
-                       two jobs never take down the same host, or all the hosts a service \
-                       depends on. start locks the host and its dependents (dependencies_file) \
-                       all or nothing, waiting within the start timeout while others hold them. \
-                       The recurring monitor renews the lease and fails if it was lost; a probe \
-                       only reads. stop releases the lock into the history. Locks live in a \
-                       directory or in etcd; see `hale lock` for the same locks from scripts.",
-            version: env!("CARGO_PKG_VERSION"),
-        }
-    }
-
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-
-    fn actions(&self) -> &'static [ActionSpec] {
-        ACTIONS
-    }
-
-    fn check_levels(&self) -> &'static [u32] {
-        &[10]
-    }
+    const INFO: AgentInfo = AgentInfo {
+        name: "hostlock",
+        shortdesc: "Holds a leased lock on a host (and its dependents) for maintenance",
+        longdesc: "Takes a lock on a host before maintenance makes it unavailable, so that \
+                   two jobs never take down the same host, or all the hosts a service \
+                   depends on. start locks the host and its dependents (dependencies_file) \
+                   all or nothing, waiting within the start timeout while others hold them. \
+                   The recurring monitor renews the lease and fails if it was lost; a probe \
+                   only reads. stop releases the lock into the history. Locks live in a \
+                   directory or in etcd; see `hale lock` for the same locks from scripts.",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    const PARAMS: &'static [Param] = PARAMS;
+    const ACTIONS: &'static [ActionSpec] = ACTIONS;
+    const CHECK_LEVELS: &'static [u32] = &[10];
 
     fn configure(&self, v: &Values, ctx: &Context) -> OcfResult<Config> {
         let node = node(ctx);

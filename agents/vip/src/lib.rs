@@ -297,31 +297,20 @@ impl Vip {
 impl Agent for Vip {
     type Config = Config;
 
-    fn info(&self) -> AgentInfo {
-        AgentInfo {
-            name: "vip",
-            shortdesc: "A floating IPv4 or IPv6 address",
-            longdesc: "Adds a floating address to an interface and announces it (gratuitous \
-                       ARP for IPv4, unsolicited neighbour advertisement for IPv6), all through \
-                       netlink and packet sockets: no process is forked, ever. The parameters \
-                       are IPaddr2's. monitor: 0 served, 7 absent, 1 present on the wrong \
-                       interface, link down or DAD failed. stop removes only this address and \
-                       succeeds when it, or its interface, is already gone.",
-            version: env!("CARGO_PKG_VERSION"),
-        }
-    }
-
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-
-    fn actions(&self) -> &'static [ActionSpec] {
-        ACTIONS
-    }
-
-    fn check_levels(&self) -> &'static [u32] {
-        &[10]
-    }
+    const INFO: AgentInfo = AgentInfo {
+        name: "vip",
+        shortdesc: "A floating IPv4 or IPv6 address",
+        longdesc: "Adds a floating address to an interface and announces it (gratuitous \
+                   ARP for IPv4, unsolicited neighbour advertisement for IPv6), all through \
+                   netlink and packet sockets: no process is forked, ever. The parameters \
+                   are IPaddr2's. monitor: 0 served, 7 absent, 1 present on the wrong \
+                   interface, link down or DAD failed. stop removes only this address and \
+                   succeeds when it, or its interface, is already gone.",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    const PARAMS: &'static [Param] = PARAMS;
+    const ACTIONS: &'static [ActionSpec] = ACTIONS;
+    const CHECK_LEVELS: &'static [u32] = &[10];
 
     fn configure(&self, v: &Values, _ctx: &Context) -> OcfResult<Config> {
         let raw_ip = v.str("ip").unwrap_or_default();

@@ -1,5 +1,5 @@
 //! What an agent is: its description, its parameters, the actions it supports, and one method
-//! per action. The runner ([`crate::run`]) owns everything that is the same for all agents.
+//! per action. The runner ([`crate::runner`]) owns everything that is the same for all agents.
 
 use crate::action::Action;
 use crate::env::{strip_clone_suffix, CloneInfo, Env, NotifyInfo};
@@ -85,9 +85,6 @@ impl Deadline {
     pub fn margin(&self) -> Duration {
         (self.budget / 10).clamp(Duration::from_millis(500), Duration::from_secs(5))
     }
-    pub fn expired(&self) -> bool {
-        self.remaining().is_zero()
-    }
 }
 
 /// Everything about one invocation except the parameters.
@@ -151,20 +148,25 @@ pub fn effective_level(requested: u32, levels: &[u32]) -> u32 {
     levels.iter().copied().filter(|l| *l <= requested).max().unwrap_or(0)
 }
 
-/// An OCF resource agent. Implement the description, the parameters and the actions; the
-/// runner does the rest. Methods for actions the agent does not list in [`Agent::actions`]
-/// are never called.
+/// An OCF resource agent. Declare the description, the parameters and the actions as
+/// constants and implement the actions; the runner does the rest. Methods for actions the
+/// agent does not list in [`Agent::ACTIONS`] are never called.
+///
+/// The declarations are constants, not methods, because they are the agent's contract: the
+/// same for every instance, readable without constructing the agent (meta-data, man pages,
+/// the registry), and impossible to compute differently per call.
 pub trait Agent {
     /// The agent's parameters after parsing: a typed struct, built from checked [`Values`].
     type Config;
 
-    fn info(&self) -> AgentInfo;
-    fn params(&self) -> &'static [Param];
-    fn actions(&self) -> &'static [ActionSpec];
-    /// Check levels the monitor and validate-all implement. 0 is always implied.
-    fn check_levels(&self) -> &'static [u32] {
-        &[0]
-    }
+    /// Name, descriptions and version, for meta-data and `hale describe`.
+    const INFO: AgentInfo;
+    /// The parameter schema: meta-data, parsing, defaults and secrecy all come from it.
+    const PARAMS: &'static [Param];
+    /// The advertised actions with their advised timeouts and intervals.
+    const ACTIONS: &'static [ActionSpec];
+    /// Check levels the monitor and validate-all implement beyond 0 (which is always implied).
+    const CHECK_LEVELS: &'static [u32] = &[];
 
     /// Build the typed configuration. This is validate-all level 0: look only at the values,
     /// never at this host, and fail with [`Failure::configured`] (6) only for what no node could

@@ -98,6 +98,55 @@ impl Env {
     }
 }
 
+/// The environment of one action as pacemaker-execd builds it: the one place that knows the
+/// variable names, used by everything that runs an agent outside Pacemaker (`hale run`, the
+/// WSFC adapter, the conformance suite, the benchmark).
+#[derive(Clone, Debug)]
+pub struct ActionEnv {
+    env: Env,
+}
+
+impl ActionEnv {
+    /// Resource `instance` of `ocf:hale:<agent>`, declaring OCF 1.1 as Pacemaker does.
+    pub fn new(agent: &str, instance: &str) -> ActionEnv {
+        let mut env = Env::new();
+        env.set("OCF_RA_VERSION_MAJOR", "1")
+            .set("OCF_RA_VERSION_MINOR", "1")
+            .set("OCF_RESOURCE_INSTANCE", instance)
+            .set("OCF_RESOURCE_TYPE", agent)
+            .set("OCF_RESOURCE_PROVIDER", "hale");
+        ActionEnv { env }
+    }
+    /// `CRM_meta_timeout`: the operation's timeout.
+    pub fn timeout(mut self, timeout: Duration) -> ActionEnv {
+        self.env.set("OCF_RESKEY_CRM_meta_timeout", timeout.as_millis().to_string());
+        self
+    }
+    /// `CRM_meta_interval`: a recurring monitor (a zero or absent interval is a probe).
+    pub fn interval(mut self, interval: Duration) -> ActionEnv {
+        self.env.set("OCF_RESKEY_CRM_meta_interval", interval.as_millis().to_string());
+        self
+    }
+    /// `OCF_CHECK_LEVEL`: the monitor's depth.
+    pub fn check_level(mut self, level: u32) -> ActionEnv {
+        self.env.set("OCF_CHECK_LEVEL", level.to_string());
+        self
+    }
+    /// One instance parameter, `OCF_RESKEY_<name>`.
+    pub fn param(mut self, name: &str, value: &str) -> ActionEnv {
+        self.env.set(format!("OCF_RESKEY_{name}"), value);
+        self
+    }
+    /// Any other variable (`HA_LOGFILE`, `CRM_meta_*`, ...).
+    pub fn var(mut self, key: &str, value: &str) -> ActionEnv {
+        self.env.set(key, value);
+        self
+    }
+    pub fn build(self) -> Env {
+        self.env
+    }
+}
+
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Env {
     fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Env {
         Env { vars: iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }

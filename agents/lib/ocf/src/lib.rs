@@ -13,6 +13,7 @@
 pub mod action;
 pub mod agent;
 pub mod env;
+pub mod erased;
 pub mod logging;
 pub mod metadata;
 pub mod runner;
@@ -22,6 +23,7 @@ pub mod status;
 pub use action::Action;
 pub use agent::{ActionSpec, Agent, AgentInfo, Context, Deadline};
 pub use env::{Env, OcfVersion};
+pub use erased::AnyAgent;
 pub use logging::SyslogSink;
 pub use runner::{execute, Execution};
 pub use schema::{Kind, Param, Values};
@@ -50,18 +52,10 @@ mod runner_tests {
 
     impl Agent for Toy {
         type Config = String;
-        fn info(&self) -> AgentInfo {
-            AgentInfo { name: "toy", shortdesc: "toy", longdesc: "toy", version: "1" }
-        }
-        fn params(&self) -> &'static [Param] {
-            PARAMS
-        }
-        fn actions(&self) -> &'static [ActionSpec] {
-            ACTIONS
-        }
-        fn check_levels(&self) -> &'static [u32] {
-            &[10]
-        }
+        const INFO: AgentInfo = AgentInfo { name: "toy", shortdesc: "toy", longdesc: "toy", version: "1" };
+        const PARAMS: &'static [Param] = PARAMS;
+        const ACTIONS: &'static [ActionSpec] = ACTIONS;
+        const CHECK_LEVELS: &'static [u32] = &[10];
         fn configure(&self, v: &Values, _: &Context) -> OcfResult<String> {
             Ok(v.str("mode").unwrap_or("ok").to_string())
         }

@@ -1,17 +1,19 @@
 //! The runner: everything that is the same for every agent. It turns an action name and an
-//! environment into an [`Execution`], and [`main`] turns that into an exit code and an
-//! `ocf-exit-reason:` line. Agents never exit, print or catch panics themselves.
+//! environment into an [`Execution`], and [`run_and_report`] (with [`main`] for an agent's own
+//! binary) turns that into an exit code and an `ocf-exit-reason:` line. Agents never exit,
+//! print or catch panics themselves.
 
 use crate::action::Action;
 use crate::agent::{Agent, Context};
 use crate::env::Env;
+use crate::erased::AnyAgent;
 use crate::logging::{Logger, SyslogSink};
 use crate::metadata;
 use crate::schema::Values;
 use crate::status::{Failure, OcfResult, OcfStatus};
+use std::cell::RefCell;
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// The advised timeout used when neither the manager nor the agent gives one.
@@ -52,8 +54,12 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The message of the last panic, captured by the hook so it can become the exit reason.
-static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
+thread_local! {
+    /// The message of the last panic on this thread, captured by the hook so it can become the
+    /// exit reason. Per thread: a panic elsewhere (a host running agents on several threads, or
+    /// tests) never lends its message to this action.
+    static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
 
 fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -72,9 +78,7 @@ fn install_panic_hook() {
             let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
             let full = format!("{msg}{at}");
             log::error!("internal error: {full}");
-            if let Ok(mut slot) = PANIC_MESSAGE.lock() {
-                *slot = Some(full);
-            }
+            PANIC_MESSAGE.with(|slot| *slot.borrow_mut() = Some(full));
             previous(info);
         }))
     });
@@ -82,8 +86,8 @@ fn install_panic_hook() {
 
 /// Run `action` (the agent's sole argument) of `agent` in `env`.
 pub fn execute<A: Agent>(agent: &A, action: Option<&str>, env: &Env) -> Execution {
-    let info = agent.info();
-    let supported = metadata::supported_actions(agent.actions());
+    let info = A::INFO;
+    let supported = metadata::supported_actions(A::ACTIONS);
     let Some(action) = action.and_then(Action::parse).filter(|a| supported.contains(a)) else {
         let usage = Action::usage(info.name, &supported);
         let what = match action {
@@ -93,31 +97,30 @@ pub fn execute<A: Agent>(agent: &A, action: Option<&str>, env: &Env) -> Executio
         return Execution::from_result(Err(Failure::unimplemented(format!("{what}; {usage}"))));
     };
     if action == Action::MetaData {
-        let xml = metadata::render(&info, agent.params(), agent.actions(), env.ocf_version());
+        let xml = metadata::render(&info, A::PARAMS, A::ACTIONS, env.ocf_version());
         return Execution { status: OcfStatus::Success, reason: None, stdout: Some(xml) };
     }
-    let advised = agent
-        .actions()
+    let advised = A::ACTIONS
         .iter()
         .find(|a| a.action == action)
         .map(|a| Duration::from_secs(a.timeout.into()))
         .unwrap_or(FALLBACK_TIMEOUT);
     let mut levels = vec![0];
-    levels.extend_from_slice(agent.check_levels());
+    levels.extend_from_slice(A::CHECK_LEVELS);
     let ctx = Context::new(action, env, &levels, advised);
     install_panic_hook();
 
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| dispatch(agent, &ctx, env)));
     let result = outcome.unwrap_or_else(|_| {
-        let msg = PANIC_MESSAGE.lock().ok().and_then(|mut m| m.take()).unwrap_or_else(|| "unknown panic".into());
+        let msg = PANIC_MESSAGE.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "unknown panic".into());
         Err(Failure::generic(format!("internal error in {} {}: {msg}", info.name, action)))
     });
     Execution::from_result(result)
 }
 
 fn dispatch<A: Agent>(agent: &A, ctx: &Context, env: &Env) -> OcfResult {
-    let config = Values::parse(agent.params(), env).and_then(|values| {
-        log::debug!("{} {}: {}", agent.info().name, ctx.action, values.display_safe());
+    let config = Values::parse(A::PARAMS, env).and_then(|values| {
+        log::debug!("{} {}: {}", A::INFO.name, ctx.action, values.display_safe());
         agent.configure(&values, ctx)
     });
     let config = match config {
@@ -166,9 +169,9 @@ fn invalid_environment<A: Agent>(agent: &A, ctx: &Context, problem: Failure) -> 
     }
 }
 
-/// The `main` of an agent binary: read argv and the process environment, run, print, exit.
-/// `syslog` is the OS backend's syslog writer.
-pub fn main<A: Agent>(agent: &A, syslog: Option<Box<dyn SyslogSink>>) -> ! {
+/// The `main` of an agent's own binary: read argv and the process environment, run, print,
+/// exit. `syslog` is the OS backend's syslog writer.
+pub fn main(agent: &dyn AnyAgent, syslog: Option<Box<dyn SyslogSink>>) -> ! {
     let env = Env::from_process();
     let action = std::env::args().nth(1);
     let code = run_and_report(agent, action.as_deref(), &env, syslog);
@@ -176,16 +179,16 @@ pub fn main<A: Agent>(agent: &A, syslog: Option<Box<dyn SyslogSink>>) -> ! {
 }
 
 /// Run, print meta-data to stdout and the exit reason to stderr, log the outcome, and return
-/// the exit code. Shared by agent binaries and the multi-call `hale` binary.
-pub fn run_and_report<A: Agent>(
-    agent: &A,
+/// the exit code. Shared by the agents' own binaries and the multi-call `hale` binary.
+pub fn run_and_report(
+    agent: &dyn AnyAgent,
     action: Option<&str>,
     env: &Env,
     syslog: Option<Box<dyn SyslogSink>>,
 ) -> i32 {
     // meta-data must be fast and side-effect free (the controller may wait on it): no logging.
     let logs_to_stderr = action == Some("meta-data") || Logger::install(env, agent.info().name, syslog);
-    let exec = execute(agent, action, env);
+    let exec = agent.execute(action, env);
     if let Some(out) = &exec.stdout {
         let mut stdout = std::io::stdout().lock();
         let _ = stdout.write_all(out.as_bytes());

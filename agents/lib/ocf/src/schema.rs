@@ -206,6 +206,29 @@ impl Values {
         }
     }
 
+    // The accessors below are for parameters that are required or have a default in the
+    // schema: parsing has then always produced a value, so the default is written once, in the
+    // schema, and never restated at the call site. Asking one for a parameter without a
+    // default is a bug in the agent; it panics with the parameter's name (the runner turns
+    // that into exit 1 with the reason, and the conformance suite finds it).
+
+    /// A text parameter that is required or has a default.
+    pub fn text(&self, name: &str) -> &str {
+        self.str(name).unwrap_or_else(|| undefaulted(name))
+    }
+    /// An integer parameter that is required or has a default.
+    pub fn integer(&self, name: &str) -> i64 {
+        self.int(name).unwrap_or_else(|| undefaulted(name))
+    }
+    /// A boolean parameter that is required or has a default.
+    pub fn flag(&self, name: &str) -> bool {
+        self.bool(name).unwrap_or_else(|| undefaulted(name))
+    }
+    /// A duration parameter that is required or has a default.
+    pub fn seconds(&self, name: &str) -> Duration {
+        self.duration(name).unwrap_or_else(|| undefaulted(name))
+    }
+
     /// The values for a log line, secrets replaced by `***`.
     pub fn display_safe(&self) -> String {
         let mut out = Vec::new();
@@ -224,6 +247,10 @@ impl Values {
         }
         out.join(" ")
     }
+}
+
+fn undefaulted(name: &str) -> ! {
+    panic!("parameter {name} has neither a value nor a default in the schema")
 }
 
 #[cfg(test)]
@@ -252,6 +279,14 @@ mod tests {
         assert_eq!(v.str("mode"), Some("a"));
         assert_eq!(v.duration("wait"), Some(Duration::from_secs(120)));
         assert_eq!(v.str("password"), None);
+        assert_eq!((v.text("cmd"), v.integer("count"), v.text("mode")), ("x", 3, "a"));
+    }
+
+    #[test]
+    #[should_panic(expected = "parameter password has neither a value nor a default")]
+    fn a_defaulted_accessor_on_an_undefaulted_parameter_is_a_bug() {
+        let v = Values::parse(SCHEMA, &env(&[("cmd", "x")])).unwrap();
+        let _ = v.text("password");
     }
 
     #[test]
