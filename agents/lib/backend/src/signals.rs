@@ -64,6 +64,19 @@ pub fn exit_status(sig: i32) -> i32 {
     128 + sig
 }
 
+/// The exit status a shell would report for a finished child: its exit code, or
+/// [`exit_status`] of the signal that ended it (Unix); `None` if neither is known.
+pub fn status_code(status: &std::process::ExitStatus) -> Option<i32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return Some(exit_status(sig));
+        }
+    }
+    status.code()
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
@@ -76,7 +89,9 @@ mod tests {
         let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         forward(&child, TERM).unwrap();
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(child.wait().unwrap().signal(), Some(TERM));
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(TERM));
+        assert_eq!(status_code(&status), Some(143));
         assert_eq!(exit_status(TERM), 143);
     }
 }
