@@ -409,7 +409,7 @@ mod tests {
         let long = "m".repeat(300);
         env.set("OCF_RESOURCE_INSTANCE", &long).set("OCF_RESKEY_CRM_meta_on_node", "node-1");
         let a = lock_id("node-1", &Context::new(Action::Start, &env, &[0, 10], Duration::from_secs(20)));
-        env.set("OCF_RESOURCE_INSTANCE", &format!("{long}n"));
+        env.set("OCF_RESOURCE_INSTANCE", format!("{long}n"));
         let b = lock_id("node-1", &Context::new(Action::Start, &env, &[0, 10], Duration::from_secs(20)));
         assert!(hale_lock::check_id(&a).is_ok(), "{a}");
         assert!(a.starts_with("pcmk.node-1.mmm"), "{a}");
