@@ -55,6 +55,20 @@ impl Etcd {
         EtcdStore::new(vec![self.url.clone()], Duration::from_secs(5))
     }
 
+    /// Write `value` at `key` directly, as anyone with write access to etcd could (crafted
+    /// records), through the v3 JSON gateway with curl.
+    pub fn put(&self, key: &str, value: &str) {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        let body = format!(r#"{{"key":"{}","value":"{}"}}"#, b64(key), b64(value));
+        let out = Command::new(require("curl"))
+            .args(["-sS", "--fail", "-X", "POST", "--data-binary", &body])
+            .arg(format!("{}/v3/kv/put", self.url))
+            .output()
+            .expect("run curl");
+        assert!(out.status.success(), "put {key}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Stop the server (SIGKILL: as abrupt as a crash or a cut cable); its data stays.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

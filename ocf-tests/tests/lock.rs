@@ -507,3 +507,196 @@ fn hostlock_passes_ocf_tester_on_a_directory() {
     let h = hale_lock::dir::DirStore::new(d.path()).history(None).unwrap();
     assert!(!h.is_empty() && h.iter().all(|r| r.end.as_ref().is_some_and(|e| e.how == Ending::Released)), "{h:?}");
 }
+
+// ---- crafted records, signals, ranges ----
+
+/// A lock record as it would be planted by someone with write access to the store.
+fn planted(id: &str, expired: bool) -> String {
+    let (acquired, expires) = if expired {
+        ("2020-01-01T00:00:00Z", "2020-01-01T00:01:00Z")
+    } else {
+        ("2020-01-01T00:00:00Z", "2999-01-01T00:00:00Z")
+    };
+    format!(
+        r#"{{"id":"{id}","hosts":["h"],"holder":{{"node":"n","pid":1,"user":"u","reason":"r"}},"since":"{acquired}","expires_at":"{expires}"}}"#
+    )
+}
+
+/// An intent whose id climbs out of the directory store: the next transaction of any host
+/// used to sweep it, removing a `*.json` outside the store. Now it is corrupt: unknown (4),
+/// the file named, nothing outside touched. A token counter at its maximum refuses (1).
+#[test]
+fn crafted_records_are_corrupt_and_never_acted_upon_dir() {
+    let under = Under::dir();
+    let Under::Dir(d) = &under else { unreachable!() };
+    let victim = Scratch::new("victim");
+    std::fs::write(victim.join("x.json"), "precious").unwrap();
+    let up = "../".repeat(d.path().components().count() + 1);
+    let id = format!("{up}{}", victim.join("x").display().to_string().trim_start_matches('/'));
+    std::fs::create_dir_all(d.join("intents")).unwrap();
+    std::fs::write(d.join("intents/evil.json"), planted(&id, true)).unwrap();
+    for args in [&["acquire", "h", "--reason", "r"][..], &["status", "h"], &["release", "abc"]] {
+        let (code, _, err) = under.run(args);
+        assert_eq!(code, 4, "{args:?}: {err}");
+        assert!(err.contains("corrupt lock record") && err.contains("evil.json"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(victim.join("x.json")).unwrap(), "precious");
+    std::fs::remove_file(d.join("intents/evil.json")).unwrap();
+
+    std::fs::write(d.join("counter"), format!("{}\n", u64::MAX)).unwrap();
+    let (code, _, err) = under.run(&["acquire", "h", "--reason", "r"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("fencing-token counter is at its maximum"), "{err}");
+    assert_eq!(under.run(&["status", "h"]).0, 0, "nothing was granted");
+}
+
+/// The same on etcd: keys and records are checked before use; a crafted one makes the state
+/// unknown, naming the key; a counter at its maximum refuses to grant.
+#[test]
+fn crafted_records_are_corrupt_and_never_acted_upon_etcd() {
+    let under = Under::etcd();
+    let Under::Etcd(etcd) = &under else { unreachable!() };
+    etcd.put("/hale/lock/intent/evil", &planted("../../../../tmp/x", false));
+    let (code, _, err) = under.run(&["status", "h"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("/hale/lock/intent/evil"), "{err}");
+    assert_eq!(under.run(&["acquire", "h", "--reason", "r"]).0, 4);
+    etcd.put("/hale/lock/intent/evil", &planted("evil", false).replace(r#"["h"]"#, r#"["h/../x"]"#));
+    let (code, _, err) = under.run(&["status"]);
+    assert!(code == 4 && err.contains("not a host name"), "{err}");
+    etcd.put("/hale/lock/intent/evil", &planted("other", false));
+    let (code, _, err) = under.run(&["status"]);
+    assert!(code == 4 && err.contains("not the key's"), "{err}");
+    // What a valid writer would leave: the store works again.
+    etcd.put("/hale/lock/intent/evil", &planted("evil", true));
+    etcd.put("/hale/lock/counter", &u64::MAX.to_string());
+    let (code, _, err) = under.run(&["acquire", "free-host", "--reason", "r"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("fencing-token counter is at its maximum"), "{err}");
+    assert_eq!(under.run(&["status", "free-host"]).0, 0, "nothing was granted");
+}
+
+/// `hale lock run` ended by SIGTERM: the command gets the signal, is waited for, the lock is
+/// released (not held for its whole ttl), and the exit status is 128 + 15.
+fn sigterm_is_passed_on(under: &Under) {
+    let n = under.name();
+    let host = unique("term");
+    let d = Scratch::new("term");
+    let (pidfile, got) = (d.join("child.pid"), d.join("got"));
+    let script = format!(
+        "echo $$ > {p}.tmp && mv {p}.tmp {p}; trap 'echo TERM > {g}; exit 0' TERM; while :; do sleep 0.1; done",
+        p = pidfile.display(),
+        g = got.display()
+    );
+    let holder = under.spawn(&["run", &host, "--reason", "term", "--ttl", "600", "--", "sh", "-c", &script]);
+    assert!(
+        wait_for(Duration::from_secs(20), || pidfile.exists() && under.run(&["status", &host]).0 == 3),
+        "{n}: never locked and running"
+    );
+    let child: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(holder.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = holder.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{n}: the conventional status of SIGTERM: {err}");
+    assert_eq!(std::fs::read_to_string(&got).unwrap_or_default().trim(), "TERM", "{n}: the command got it: {err}");
+    assert!(!std::path::Path::new(&format!("/proc/{child}")).exists(), "{n}: the command was waited for");
+    assert_eq!(under.run(&["status", &host]).0, 0, "{n}: released at once, not after the ttl");
+    let h = under.history(&host);
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].end.as_ref().map(|e| e.how), Some(Ending::Released), "{n}: {h:?}");
+}
+
+#[test]
+fn run_ended_by_sigterm_passes_it_on_and_releases_dir() {
+    sigterm_is_passed_on(&Under::dir());
+}
+
+#[test]
+fn run_ended_by_sigterm_passes_it_on_and_releases_etcd() {
+    sigterm_is_passed_on(&Under::etcd());
+}
+
+/// 18446744073710 s once overflowed to a 0.45 s lease (and, on etcd, a start failing with
+/// rc 1 after 16 s): out of range now, refused by the agent (6, naming the range) and by
+/// `hale lock` (usage, 2).
+#[test]
+fn a_ttl_out_of_range_is_refused() {
+    let etcd = Etcd::start();
+    let d = Scratch::new("hl-ttl");
+    let huge = "18446744073710".to_string();
+    let stores = [
+        vec![("path", d.path().display().to_string())],
+        vec![("store", "etcd".to_string()), ("endpoints", etcd.url.clone())],
+    ];
+    for store in stores {
+        let mut params = store.clone();
+        params.extend([("host", "ttl-host".to_string()), ("ttl", huge.clone())]);
+        let c = hostlock(&unique("ttl"), &params);
+        for action in ["validate-all", "start"] {
+            let r = c.run(action);
+            assert_eq!(r.code, 6, "{action}: {}", r.stderr);
+            let reason = r.exit_reason().unwrap_or_default();
+            assert!(reason.contains("out of range (2 to 31536000 seconds)"), "{action}: {reason}");
+        }
+        assert_eq!(c.run("stop").code, 0);
+    }
+    assert!(etcd.store().state().unwrap().locks.is_empty());
+    let under = Under::Dir(d);
+    for args in [&["acquire", "h", "--reason", "r", "--ttl", &huge][..], &["renew", "abc", "--ttl", &huge]] {
+        let (code, _, err) = under.run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("out of range (1 to 31536000 seconds)"), "{err}");
+    }
+}
+
+/// Run `hostlock ACTION` as on a node just booted: a fresh, empty /run (its own mount
+/// namespace with a tmpfs there), with a 300-character resource name.
+#[test]
+fn hostlock_works_from_an_empty_run_with_a_long_name() {
+    require("unshare");
+    let d = Scratch::new("hl-boot");
+    let wrap = Scratch::new("hl-boot-wrap");
+    // Named like the agent: the runner takes the agent's name from argv[0]'s file name.
+    let wrapper = wrap.join("hostlock");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec unshare -m --propagation private sh -c 'mount -t tmpfs tmpfs /run && exec \"$0\" \"$1\"' {} \"$1\"\n",
+            agent_path("hostlock").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let name = format!("{}{}", unique("boot"), "b".repeat(300));
+    let params = [("host", "boot-host".to_string()), ("path", d.path().display().to_string())];
+    let store = hale_lock::dir::DirStore::new(d.path());
+
+    // With the real /run: the record is written, under a shortened name.
+    let c = hostlock(&name, &params);
+    let r = c.run("start");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let held = store.state().unwrap().locks;
+    assert_eq!(held.len(), 1);
+    assert!(held[0].id.len() <= 128 && held[0].id.starts_with("pcmk."), "{}", held[0].id);
+    let recorded: Vec<_> = std::fs::read_dir("/run/hale")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("hostlock-{}", &name[..40])))
+        .collect();
+    assert_eq!(recorded.len(), 1, "the lock is recorded in /run/hale");
+    assert_eq!(c.clone().recurring().run("monitor").code, 0);
+    assert_eq!(c.run("stop").code, 0);
+    assert!(store.state().unwrap().locks.is_empty());
+
+    // Every action from an empty /run.
+    let c = Invocation::new(&wrapper, &name).params(&params);
+    for (action, want) in
+        [("validate-all", 0), ("monitor", 7), ("start", 0), ("monitor", 0), ("stop", 0), ("monitor", 7)]
+    {
+        let r = c.run(action);
+        assert_eq!(r.code, want, "{action}: {}", r.stderr);
+    }
+    let r = c.clone().recurring().run("monitor");
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(store.state().unwrap().locks.is_empty());
+}

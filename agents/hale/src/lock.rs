@@ -3,11 +3,15 @@
 //!
 //! Exit codes (the same for every subcommand, so scripts can branch on them):
 //! 0 done (status: free), 1 error (bad configuration, dependencies file, command failed to
-//! start), 2 usage, 3 held by someone else (acquire gave up after --wait; status: locked),
+//! start, the store refuses to grant: its token counter is exhausted), 2 usage (a --ttl out
+//! of range included), 3 held by someone else (acquire gave up after --wait; status: locked),
 //! 4 unknown: the store cannot be read (unreachable, unmounted, corrupt), never reported as
-//! free, 5 not held: the lock id holds nothing (released, or its lease expired).
+//! free, 5 not held: the lock id holds nothing (released, or its lease expired). `run` ended
+//! by SIGTERM, SIGINT or SIGHUP passes the signal to its command, waits for it (at most
+//! [`GRACE`], then kills it), releases the lock and exits 128 + the signal number.
 
 use clap::{Args, Subcommand};
+use hale_backend::signals;
 use hale_lock::config::{hale_seconds, Config};
 use hale_lock::deps::DepMap;
 use hale_lock::{Holder, Kind, Lock, LockError, Record, Request, State, Store};
@@ -24,6 +28,10 @@ pub const EXIT_NOT_HELD: i32 = 5;
 /// Built-in defaults when neither flags nor the configuration file say otherwise.
 const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 const DEFAULT_WAIT: Duration = Duration::ZERO;
+
+/// How long `run` waits for its command after passing on a termination signal, before it
+/// kills it: the lock is released only once the command is gone.
+const GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Args)]
 pub struct LockArgs {
@@ -52,6 +60,13 @@ fn seconds(v: &str) -> Result<Duration, String> {
     hale_seconds(v).ok_or_else(|| format!("'{v}' is not a duration (30, 30s, 10m, 2h, 0.5)"))
 }
 
+/// A lease length: a duration within [`hale_lock::check_ttl`]'s range.
+fn ttl_seconds(v: &str) -> Result<Duration, String> {
+    let d = seconds(v)?;
+    hale_lock::check_ttl(d).map_err(|e| e.to_string())?;
+    Ok(d)
+}
+
 #[derive(Args)]
 struct Take {
     /// The host to lock; its dependents are locked with it (see `hale lock deps`).
@@ -67,9 +82,9 @@ struct Take {
     /// Why (recorded with the lock and in the history).
     #[arg(long, short = 'r')]
     reason: String,
-    /// Lease length: the lock expires unless renewed within it [default: from the
-    /// configuration, else 3600].
-    #[arg(long, value_name = "S", value_parser = seconds)]
+    /// Lease length: the lock expires unless renewed within it; 1 s to one year [default:
+    /// from the configuration, else 3600].
+    #[arg(long, value_name = "S", value_parser = ttl_seconds)]
     ttl: Option<Duration>,
     /// Wait up to this long while the host is held by others [default: from the
     /// configuration, else 0].
@@ -99,7 +114,7 @@ enum LockCommand {
     /// Extend a lock's lease by its ttl (or --ttl) from now.
     Renew {
         id: String,
-        #[arg(long, value_name = "S", value_parser = seconds)]
+        #[arg(long, value_name = "S", value_parser = ttl_seconds)]
         ttl: Option<Duration>,
     },
     /// Release a lock into the history.
@@ -123,7 +138,9 @@ enum LockCommand {
         json: bool,
     },
     /// Lock HOST, run COMMAND (no shell) while renewing the lease, release when it ends; exit
-    /// with COMMAND's status, or 5 if the lease was lost meanwhile.
+    /// with COMMAND's status, or 5 if the lease was lost meanwhile. SIGTERM, SIGINT or SIGHUP
+    /// is passed on to COMMAND, which gets 10 s to end before it is killed; then the lock is
+    /// released and the exit status is 128 + the signal number.
     Run {
         #[command(flatten)]
         take: Take,
@@ -148,7 +165,7 @@ fn exit_code(e: &LockError) -> i32 {
         LockError::Unknown(_) => EXIT_UNKNOWN,
         LockError::Busy(_) => EXIT_HELD,
         LockError::NotHeld(_) => EXIT_NOT_HELD,
-        LockError::Invalid(_) => EXIT_ERROR,
+        LockError::Invalid(_) | LockError::Refused(_) => EXIT_ERROR,
     }
 }
 
@@ -299,8 +316,16 @@ fn history_line(r: &Record) -> String {
     )
 }
 
-/// Run `command` while holding `lock`, renewing it a third of the way through each lease.
+/// Run `command` while holding `lock`, renewing it a third of the way through each lease. A
+/// termination signal is passed on to the command, which is waited for (at most [`GRACE`],
+/// then killed) before the lock is released: the lock never outlives its holder's work, and
+/// the work never runs on without its lock.
 fn hold_while(store: &dyn Store, lock: &Lock, command: &[String]) -> Result<i32, LockError> {
+    // Caught from here on (not during acquire's wait, which a signal may simply end).
+    if let Err(e) = signals::catch_termination() {
+        let _ = hale_lock::release(store, &lock.id);
+        return Err(LockError::Invalid(format!("cannot catch termination signals: {e}")));
+    }
     let mut child = match Command::new(&command[0]).args(&command[1..]).spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -312,11 +337,33 @@ fn hold_while(store: &dyn Store, lock: &Lock, command: &[String]) -> Result<i32,
     let mut next = Instant::now() + every;
     let mut expires = Instant::now() + Duration::from_secs(lock.ttl_secs);
     let mut lost = false;
+    // The signal passed on, when, and whether the command was killed after the grace.
+    let mut ending: Option<(i32, Instant, bool)> = None;
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break s,
             Ok(None) => {}
             Err(e) => return Err(LockError::Invalid(format!("waiting for {}: {e}", command[0]))),
+        }
+        match (&mut ending, signals::caught()) {
+            (None, Some(sig)) => {
+                eprintln!(
+                    "hale lock: signal {sig}: passing it to {}, waiting up to {}s before releasing {}",
+                    command[0],
+                    GRACE.as_secs(),
+                    lock.id
+                );
+                if let Err(e) = signals::forward(&child, sig) {
+                    eprintln!("hale lock: cannot pass signal {sig} to {}: {e}", command[0]);
+                }
+                ending = Some((sig, Instant::now(), false));
+            }
+            (Some((_, since, killed @ false)), _) if since.elapsed() >= GRACE => {
+                eprintln!("hale lock: {} still runs {}s after the signal; killing it", command[0], GRACE.as_secs());
+                let _ = child.kill();
+                *killed = true;
+            }
+            _ => {}
         }
         if !lost && Instant::now() >= next {
             next = Instant::now() + every;
@@ -339,8 +386,11 @@ fn hold_while(store: &dyn Store, lock: &Lock, command: &[String]) -> Result<i32,
         Ok(None) => lost = true,
         Err(e) => eprintln!("hale lock: cannot release {} ({e}); its lease expires by itself", lock.id),
     }
+    if let Some((sig, ..)) = ending {
+        return Ok(signals::exit_status(sig));
+    }
     if lost {
         return Ok(EXIT_NOT_HELD);
     }
-    Ok(status.code().unwrap_or(EXIT_ERROR))
+    Ok(signals::status_code(&status).unwrap_or(EXIT_ERROR))
 }

@@ -10,23 +10,28 @@
 //!
 //! The lock id is `pcmk.<node>.<resource>`: the same on every run of this resource on this
 //! node, so a start that was killed midway, or a node that restarted, finds and releases its
-//! own lock or intent; it is also recorded, with the token, in `/run/hale/hostlock-<resource>.json`
-//! so that a stop with unusable parameters can still release it.
+//! own lock or intent (shortened with a hash of the whole when it would pass the 128 characters
+//! a lock id may have); it is also recorded, with the token, in `hostlock-<resource>.json` under
+//! the backend's run directory (`/run/hale`, created when missing: a node just booted has an
+//! empty /run) so that a stop with unusable parameters can still release it. The record is
+//! written atomically and never read through a symbolic link, and its id is checked like any
+//! id read from a store before stop uses it.
 //!
 //! A probe only reads the store. Monitor and probe never fork; with the etcd store they talk
 //! HTTP to etcd, bounded by the operation's timeout. An unreachable store fails start and
 //! monitor ("unknown" is never "free"), and never fails stop: the lease lapses by itself.
 
+use hale_backend::{files, paths};
 use hale_lock::config::{parse_endpoints, StoreSpec};
 use hale_lock::deps::DepMap;
-use hale_lock::{check_host, Blocker, Holder, Kind, Lock, LockError, Request, Store};
+use hale_lock::{check_host, Blocker, Holder, Kind, Lock, LockError, Request, Store, MAX_TTL};
 use hale_ocf::{Action, ActionSpec, Agent, AgentInfo, Context, Failure, OcfResult, OcfStatus, Param, Values};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where the agent records the lock it holds: tmpfs, gone after a reboot like the lease.
-pub const RUN_DIR: &str = "/run/hale";
+/// The shortest lease: a monitor must be able to renew it.
+const MIN_TTL: Duration = Duration::from_secs(2);
 
 const PARAMS: &[Param] = &[
     Param::new(
@@ -66,7 +71,7 @@ const PARAMS: &[Param] = &[
         "The dir store's directory. It must exist (it is never created, so an unmounted share \
          is an error rather than a private empty directory).",
     )
-    .default("/var/lib/hale/locks"),
+    .default(hale_lock::config::DEFAULT_DIR),
     Param::new(
         "endpoints",
         "etcd endpoints",
@@ -79,7 +84,7 @@ const PARAMS: &[Param] = &[
         "Lease time",
         "Seconds the lock lives without renewal. The recurring monitor renews it, so keep ttl \
          at least three times the monitor interval; after a node failure the host is free \
-         again ttl seconds later.",
+         again ttl seconds later. From 2 seconds to one year (31536000).",
     )
     .kind(hale_ocf::Kind::Seconds)
     .default("60"),
@@ -139,17 +144,22 @@ impl Recorded {
 pub struct HostLock;
 
 fn state_file(ctx: &Context) -> PathBuf {
-    PathBuf::from(format!("{RUN_DIR}/hostlock-{}.json", ctx.state_name()))
+    paths::run_file("hostlock", &ctx.state_name(), "json")
 }
 
 fn node(ctx: &Context) -> String {
     ctx.on_node.as_deref().map(hale_lock::normalize_host).unwrap_or_else(hale_lock::node_name)
 }
 
-/// Lock ids allow letters, digits and `. _ - @`.
+/// Lock ids allow letters, digits and `. _ - @`, at most 128 of them: a longer node and
+/// resource name is shortened with a hash of the whole (so two long names still differ).
 fn lock_id(node: &str, ctx: &Context) -> String {
     let raw = format!("pcmk.{node}.{}", ctx.state_name());
-    raw.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@') { c } else { '_' }).collect()
+    let safe: String = raw
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@') { c } else { '_' })
+        .collect();
+    paths::shorten(&safe, 128)
 }
 
 /// A store whose requests fit in what is left of the action, keeping its margin.
@@ -184,11 +194,8 @@ fn record(c: &Config, lock: &Lock) {
     };
     let r =
         Recorded { id: lock.id.clone(), store: store.into(), location, token: lock.token, hosts: lock.hosts.clone() };
-    let write = std::fs::create_dir_all(RUN_DIR).and_then(|_| {
-        let tmp = c.state_file.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&r).unwrap_or_default())?;
-        std::fs::rename(&tmp, &c.state_file)
-    });
+    let write = paths::ensure_run_dir()
+        .and_then(|_| files::write_atomic(&c.state_file, &serde_json::to_vec(&r).unwrap_or_default(), 0o644));
     if let Err(e) = write {
         // The id is derived from the node and resource, so stop still finds the lock.
         log::warn!("cannot record the lock in {}: {e}", c.state_file.display());
@@ -232,8 +239,13 @@ impl Agent for HostLock {
                 .map_err(|e| Failure::configured(format!("parameter {e}")))?,
         };
         let ttl = v.duration("ttl").unwrap_or(Duration::from_secs(60));
-        if ttl < Duration::from_secs(2) {
-            return Err(Failure::configured(format!("parameter ttl={}s is too short (at least 2)", ttl.as_secs())));
+        if ttl < MIN_TTL || ttl > MAX_TTL {
+            return Err(Failure::configured(format!(
+                "parameter ttl={}s is out of range ({} to {} seconds)",
+                ttl.as_secs(),
+                MIN_TTL.as_secs(),
+                MAX_TTL.as_secs()
+            )));
         }
         let dependencies_file = v.str("dependencies_file").map(PathBuf::from);
         if let Some(p) = dependencies_file.as_ref().filter(|p| !p.is_absolute()) {
@@ -315,7 +327,8 @@ impl Agent for HostLock {
     fn stop_unconfigured(&self, ctx: &Context, _problem: &Failure) -> OcfResult {
         // Parameters unusable: release what the record says we hold.
         let path = state_file(ctx);
-        let recorded = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Recorded>(&b).ok());
+        // Never through a planted link; a recorded id is checked by release like any other.
+        let recorded = files::read_nofollow(&path).ok().and_then(|b| serde_json::from_slice::<Recorded>(&b).ok());
         if let Some(spec) = recorded.as_ref().and_then(Recorded::spec) {
             release(&spec, &recorded.as_ref().map(|r| r.id.clone()).unwrap_or_default(), &path, ctx);
         }
@@ -377,6 +390,19 @@ mod tests {
     fn ids_are_per_node_and_resource() {
         assert_eq!(lock_id("node-1", &ctx(Action::Start)), "pcmk.node-1.maint");
         assert_eq!(node(&ctx(Action::Start)), "node-1");
+    }
+
+    #[test]
+    fn long_resource_names_give_valid_distinct_ids() {
+        let mut env = Env::new();
+        let long = "m".repeat(300);
+        env.set("OCF_RESOURCE_INSTANCE", &long).set("OCF_RESKEY_CRM_meta_on_node", "node-1");
+        let a = lock_id("node-1", &Context::new(Action::Start, &env, &[0, 10], Duration::from_secs(20)));
+        env.set("OCF_RESOURCE_INSTANCE", format!("{long}n"));
+        let b = lock_id("node-1", &Context::new(Action::Start, &env, &[0, 10], Duration::from_secs(20)));
+        assert!(hale_lock::check_id(&a).is_ok(), "{a}");
+        assert!(a.starts_with("pcmk.node-1.mmm"), "{a}");
+        assert_ne!(a, b);
     }
 
     #[test]

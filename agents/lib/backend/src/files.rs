@@ -161,7 +161,9 @@ pub fn open_append_nofollow(path: &Path, mode: u32) -> io::Result<std::fs::File>
     o.open(path)
 }
 
-/// Read `path` whole, refusing a symlink at the path (on Unix; elsewhere a plain read).
+/// Read `path` whole, refusing a symlink at the path (on Unix; elsewhere a plain read) and
+/// anything that is not a regular file: a FIFO planted where a record belongs is opened
+/// without blocking and refused, instead of hanging the reader.
 pub fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let mut o = std::fs::OpenOptions::new();
@@ -169,9 +171,12 @@ pub fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        o.custom_flags(libc_nofollow());
+        o.custom_flags(libc_nofollow() | libc::O_NONBLOCK);
     }
     let mut f = o.open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a regular file", path.display())));
+    }
     let mut out = Vec::new();
     f.read_to_end(&mut out)?;
     Ok(out)
@@ -244,6 +249,9 @@ mod tests {
         assert!(open_append_nofollow(&link, 0o640).is_err());
         assert!(read_nofollow(&link).is_err());
         assert!(create_new(&link, 0o600).is_err());
+        let fifo = d.join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert!(read_nofollow(&fifo).is_err(), "a FIFO is refused, not waited on");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "secret");
         let _ = std::fs::remove_dir_all(&d);
     }

@@ -14,6 +14,8 @@ pub mod linux;
 pub mod net;
 pub mod paths;
 pub mod process;
+pub mod signals;
+pub mod system;
 #[cfg(windows)]
 pub mod windows;
 

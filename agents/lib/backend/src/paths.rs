@@ -18,6 +18,13 @@ pub const STATE_DIR: &str = "/var/lib/hale";
 #[cfg(windows)]
 pub const STATE_DIR: &str = r"C:\ProgramData\Hale";
 
+/// The lock store's default directory (`hale lock`, `ocf:hale:hostlock`): `locks` under
+/// [`STATE_DIR`]. Spelt out because a `const` cannot join paths; a test keeps the two in step.
+#[cfg(not(windows))]
+pub const LOCK_DIR: &str = "/var/lib/hale/locks";
+#[cfg(windows)]
+pub const LOCK_DIR: &str = r"C:\ProgramData\Hale\locks";
+
 /// Administrator settings (`lock.conf`, `repos.d`).
 #[cfg(not(windows))]
 pub const CONFIG_DIR: &str = "/etc/hale";
@@ -60,6 +67,24 @@ pub fn state_file_name(agent: &str, instance: &str, extension: &str) -> String {
     format!("{agent}-{keep}-{hash:016x}.{extension}")
 }
 
+/// `name` if it has at most `max` bytes, else its first characters, `-` and a hash of the
+/// whole, `max` bytes at most: a name derived from a long instance name (a key, an id) stays
+/// within its limit, and two long names still differ. `max` must leave room for the hash (17).
+pub fn shorten(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_string();
+    }
+    let room = max.saturating_sub(17);
+    let mut keep = String::new();
+    for c in name.chars() {
+        if keep.len() + c.len_utf8() > room {
+            break;
+        }
+        keep.push(c);
+    }
+    format!("{keep}-{:016x}", fnv1a(name.as_bytes()))
+}
+
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3))
 }
@@ -83,5 +108,19 @@ mod tests {
         let b = state_file_name("daemon", &format!("{long}y"), "pid");
         assert_ne!(a, b);
         assert_eq!(state_file_name("daemon", "web:1/x", "pid"), "daemon-web-1-x.pid");
+    }
+
+    #[test]
+    fn shortened_names_fit_and_stay_distinct() {
+        assert_eq!(shorten("short", 128), "short");
+        let a = shorten(&"é".repeat(200), 128);
+        let b = shorten(&format!("{}x", "é".repeat(200)), 128);
+        assert!(a.len() <= 128 && b.len() <= 128, "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_lock_dir_is_under_the_state_dir() {
+        assert_eq!(Path::new(LOCK_DIR), Path::new(STATE_DIR).join("locks"));
     }
 }

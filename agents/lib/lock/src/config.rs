@@ -24,8 +24,9 @@ use std::time::Duration;
 
 /// Where the defaults live unless told otherwise.
 pub const DEFAULT_FILE: &str = "/etc/hale/lock.conf";
-/// The dir store's default directory.
-pub const DEFAULT_DIR: &str = "/var/lib/hale/locks";
+/// The dir store's default directory: `locks` under the backend's state directory
+/// (`/var/lib/hale/locks`, `%ProgramData%\Hale\locks` on Windows).
+pub const DEFAULT_DIR: &str = hale_backend::paths::LOCK_DIR;
 /// The etcd store's default endpoint.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:2379";
 

@@ -14,8 +14,18 @@
 //!
 //! Every write goes to a fresh temporary file (created with create-new, i.e. `O_EXCL`),
 //! is flushed with fsync, and is renamed into place: a reader sees the old file or the new
-//! one, never half of one, and a crash leaves at most a `.tmp-*` file that readers ignore.
-//! The primitives and how they behave on Windows and SMB are in [`crate::fsops`].
+//! one, never half of one, and a crash leaves at most a dot-file that readers ignore.
+//! The primitives and how they behave on Windows and SMB are in [`hale_backend::files`].
+//!
+//! **What the store trusts.** Everyone who may write the directory can take, release and
+//! forge locks, so only the hosts (and users) that take these locks may write it. What such a
+//! writer cannot do is make another host's transaction touch anything outside the store:
+//! every file name and every record is checked before it is used (ids and host names as
+//! [`crate::check_id`] and [`crate::check_host`] allow them, each record's id equal to its
+//! file name's, history names `<20 digits>-<id>`); a record that fails makes the state
+//! unknown, with the file named, and is left alone. The subdirectories must be real
+//! directories, and no file in the store is opened through a symbolic link or as a FIFO:
+//! reads refuse them, writes replace the link itself (see [`hale_backend::files`]).
 //!
 //! Changes happen under a store-wide mutex: the file `.mutex`, created with create-new
 //! (atomic on local file systems, NFSv3+ and SMB), holding an owner nonce and its own short
@@ -29,10 +39,10 @@
 //! directory must keep their clocks in sync (NTP), as Kerberos and most shared storage
 //! already require. Use the etcd store where that cannot be promised.
 
-use crate::fsops::{self, retry_busy};
-use crate::{Change, Decide, End, Ending, Intent, Lock, LockError, Record, State, Store, Time, Verdict};
+use crate::{check_id, Change, Decide, End, Ending, Intent, Lock, LockError, Record, State, Store, Time, Verdict};
+use hale_backend::files::{self, retry_busy};
 use serde::de::DeserializeOwned;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -73,14 +83,31 @@ impl DirStore {
         LockError::Unknown(format!("{what} {}: {e}", path.display()))
     }
 
-    /// Every `*.json` in `sub` (none if `sub` does not exist yet), parsed strictly: a file that
-    /// does not parse makes the state unknown, and is left in place for a person to look at.
+    /// `sub` as a real directory: `Ok(false)` if it does not exist yet, an error if something
+    /// else (a symbolic link, a file) is in its place.
+    fn check_sub(&self, sub: &str) -> Result<bool, LockError> {
+        let dir = self.root.join(sub);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => Ok(true),
+            Ok(_) => Err(self.unknown("refused", &dir, "not a directory (a symbolic link?); nothing was changed")),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.unknown("cannot examine", &dir, e)),
+        }
+    }
+
+    /// Every `*.json` in `sub` (none if `sub` does not exist yet), parsed strictly and checked
+    /// with `check` (given the file name): a file that does not parse or pass makes the state
+    /// unknown, and is left in place for a person to look at.
     fn read_all<T: DeserializeOwned>(
         &self,
         sub: &str,
         keep: impl Fn(&str) -> bool,
+        check: impl Fn(&str, &T) -> Result<(), String>,
     ) -> Result<Vec<(String, T)>, LockError> {
         let dir = self.root.join(sub);
+        if !self.check_sub(sub)? {
+            return Ok(vec![]);
+        }
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(vec![]),
@@ -94,13 +121,17 @@ impl DirStore {
                 continue;
             }
             let path = e.path();
-            let text = match retry_busy(|| fs::read(&path)) {
+            let text = match retry_busy(|| files::read_nofollow(&path)) {
                 Ok(t) => t,
                 // Released between the listing and the read.
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(self.unknown("cannot read", &path, e)),
+                Err(e) => return Err(self.unknown("cannot read (not a plain file?)", &path, e)),
             };
-            let value = serde_json::from_slice(&text).map_err(|e| self.unknown("corrupt lock record", &path, e))?;
+            let corrupt = |e: &dyn std::fmt::Display| {
+                self.unknown("corrupt lock record", &path, format!("{e}; left in place, nothing was changed"))
+            };
+            let value: T = serde_json::from_slice(&text).map_err(|e| corrupt(&e))?;
+            check(&name, &value).map_err(|e| corrupt(&e))?;
             out.push((name, value));
         }
         Ok(out)
@@ -108,8 +139,9 @@ impl DirStore {
 
     fn read_counter(&self) -> Result<u64, LockError> {
         let path = self.root.join("counter");
-        match retry_busy(|| fs::read_to_string(&path)) {
-            Ok(t) => {
+        match retry_busy(|| files::read_nofollow(&path)) {
+            Ok(b) => {
+                let t = String::from_utf8_lossy(&b);
                 t.trim().parse().map_err(|_| self.unknown("corrupt token counter", &path, format!("'{}'", t.trim())))
             }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
@@ -120,25 +152,37 @@ impl DirStore {
     /// Everything in the store, expired entries included.
     fn read_everything(&self) -> Result<State, LockError> {
         self.check_root()?;
-        let locks = self.read_all::<Lock>("held", |_| true)?.into_iter().map(|(_, l)| l).collect();
-        let intents = self.read_all::<Intent>("intents", |_| true)?.into_iter().map(|(_, i)| i).collect();
+        let locks = self
+            .read_all::<Lock>(
+                "held",
+                |_| true,
+                |name, l| {
+                    l.check_record()?;
+                    same_id(name, &l.id)
+                },
+            )?
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        let intents = self
+            .read_all::<Intent>(
+                "intents",
+                |_| true,
+                |name, i| {
+                    i.check_record()?;
+                    same_id(name, &i.id)
+                },
+            )?
+            .into_iter()
+            .map(|(_, i)| i)
+            .collect();
         Ok(State { locks, intents, last_token: self.read_counter()? })
     }
 
-    /// Write `bytes` to `path` atomically: temporary file (create-new), fsync, rename over.
+    /// Write `bytes` to `path` atomically: temporary file (create-new, no-follow), fsync,
+    /// rename over (a symbolic link at `path` is replaced, never written through).
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), LockError> {
-        let dir = path.parent().unwrap_or(&self.root);
-        let tmp = dir.join(format!(".tmp-{:016x}", crate::random_u64()));
-        let result = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            retry_busy(|| fsops::replace(&tmp, path))
-        })();
-        result.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            self.unknown("cannot write", path, e)
-        })
+        files::write_atomic(path, bytes, 0o644).map_err(|e| self.unknown("cannot write", path, e))
     }
 
     fn write_json<T: serde::Serialize>(&self, path: &Path, value: &T) -> Result<(), LockError> {
@@ -166,6 +210,7 @@ impl DirStore {
     }
 
     fn apply(&self, change: &Change) -> Result<(), LockError> {
+        change.checked_id()?;
         match change {
             Change::Grant(lock) => {
                 // The history record first: a grant is never visible without its record.
@@ -203,7 +248,7 @@ impl DirStore {
         // The renames are durable once their directories are flushed (a no-op on Windows,
         // whose renames write through: see fsops).
         for sub in dirs {
-            fsops::sync_dir(&self.root.join(sub));
+            files::sync_dir(&self.root.join(sub));
         }
     }
 
@@ -215,7 +260,7 @@ impl DirStore {
         let mut busy = None;
         loop {
             let content = format!("{nonce} {}\n", Time::now().plus(MUTEX_LEASE).micros());
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            match files::create_new(&path, 0o644) {
                 Ok(mut f) => {
                     // No fsync: after a machine crash a stale mutex is broken after its lease.
                     let written = f.write_all(content.as_bytes());
@@ -228,14 +273,14 @@ impl DirStore {
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => self.break_if_stale(&path),
                 // Windows: the previous owner's mutex is still being deleted (delete pending)
                 // or another handle holds it; it is gone in a moment.
-                Err(e) if fsops::is_busy(&e) => busy = Some(e),
+                Err(e) if files::is_busy(&e) => busy = Some(e),
                 Err(e) => return Err(self.unknown("cannot create the store mutex", &path, e)),
             }
             if Instant::now() >= until {
                 if let Some(e) = busy.filter(|_| !path.exists()) {
                     return Err(self.unknown("cannot create the store mutex", &path, e));
                 }
-                let holder = fs::read_to_string(&path).unwrap_or_default();
+                let holder = read_text(&path).unwrap_or_default();
                 return Err(LockError::Unknown(format!(
                     "the store mutex {} stayed taken for {:.0}s ({})",
                     path.display(),
@@ -250,12 +295,12 @@ impl DirStore {
 
     /// Move a mutex whose lease has run out out of the way (its owner died).
     fn break_if_stale(&self, path: &Path) {
-        let Ok(seen) = fs::read_to_string(path) else { return };
+        let Ok(seen) = read_text(path) else { return };
         let expiry = seen.split_whitespace().nth(1).and_then(|e| e.parse::<u64>().ok());
         let stale = match expiry {
             Some(e) => Time::from_micros(e) < Time::now(),
             // Being written right now, or torn by a crash: judge by its age.
-            None => fs::metadata(path)
+            None => fs::symlink_metadata(path)
                 .and_then(|m| m.modified())
                 .map(|m| m.elapsed().unwrap_or_default() > MUTEX_LEASE)
                 .unwrap_or(false),
@@ -267,7 +312,7 @@ impl DirStore {
         if fs::rename(path, &aside).is_err() {
             return; // someone else moved it first
         }
-        if fs::read_to_string(&aside).map(|c| c != seen).unwrap_or(false) {
+        if read_text(&aside).map(|c| c != seen).unwrap_or(false) {
             // We took a fresh mutex that replaced the stale one meanwhile: give it back
             // (link fails if yet another one exists, which then stands).
             let _ = fs::hard_link(&aside, path);
@@ -276,6 +321,31 @@ impl DirStore {
         }
         let _ = fs::remove_file(&aside);
     }
+}
+
+/// A file of the store as text, never through a symbolic link.
+fn read_text(path: &Path) -> std::io::Result<String> {
+    files::read_nofollow(path).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// A `held/` or `intents/` file must be named after the id of the record it holds.
+fn same_id(name: &str, id: &str) -> Result<(), String> {
+    match name.strip_suffix(".json") {
+        Some(n) if n == id => Ok(()),
+        _ => Err(format!("the record is of lock {id:?}, not the file's")),
+    }
+}
+
+/// The token and lock id of a history file name, `<20 digits>-<id>.json` or `.end.json`.
+fn history_name(name: &str) -> Result<(u64, &str), String> {
+    let bad = || format!("'{name}' is not a history file name (<20 digits>-<lock id>.json)");
+    let stem = name.strip_suffix(".end.json").or_else(|| name.strip_suffix(".json")).ok_or_else(bad)?;
+    let (token, id) = stem.split_once('-').ok_or_else(bad)?;
+    if token.len() != 20 || !token.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    check_id(id).map_err(|e| e.to_string())?;
+    Ok((token.parse().map_err(|_| bad())?, id))
 }
 
 /// The store mutex, released when dropped.
@@ -287,7 +357,7 @@ struct MutexGuard<'a> {
 
 impl MutexGuard<'_> {
     fn owned(&self) -> bool {
-        retry_busy(|| fs::read_to_string(&self.path)).is_ok_and(|c| c.split_whitespace().next() == Some(&self.nonce))
+        retry_busy(|| read_text(&self.path)).is_ok_and(|c| c.split_whitespace().next() == Some(&self.nonce))
     }
     fn verify(&self) -> Result<(), LockError> {
         if self.owned() {
@@ -328,9 +398,8 @@ impl Store for DirStore {
         self.check_root()?;
         for sub in ["held", "intents", "history"] {
             let d = self.root.join(sub);
-            if !d.is_dir() {
-                fs::create_dir_all(&d).map_err(|e| self.unknown("cannot create", &d, e))?;
-            }
+            // Refuses a symbolic link or a file in the directory's place.
+            files::ensure_dir(&d, 0o777).map_err(|e| self.unknown("cannot create", &d, e))?;
         }
         let guard = self.lock_mutex()?;
         let mut state = self.read_everything()?;
@@ -363,14 +432,21 @@ impl Store for DirStore {
     fn history(&self, host: Option<&str>) -> Result<Vec<Record>, LockError> {
         self.check_root()?;
         let ends: std::collections::BTreeMap<String, End> = self
-            .read_all::<End>("history", |n| n.ends_with(".end.json"))?
+            .read_all::<End>("history", |n| n.ends_with(".end.json"), |n, _| history_name(n).map(|_| ()))?
             .into_iter()
             .map(|(n, e)| (n.trim_end_matches(".end.json").to_string(), e))
             .collect();
         let held = self.read_everything()?.locks;
         let now = Time::now();
         let mut out: Vec<Record> = Vec::new();
-        for (name, mut rec) in self.read_all::<Record>("history", |n| !n.ends_with(".end.json"))? {
+        let check = |n: &str, r: &Record| {
+            r.lock.check_record()?;
+            match history_name(n)? {
+                (token, id) if token == r.lock.token && id == r.lock.id => Ok(()),
+                _ => Err(format!("the record is of token {} lock {}, not the file's", r.lock.token, r.lock.id)),
+            }
+        };
+        for (name, mut rec) in self.read_all::<Record>("history", |n| !n.ends_with(".end.json"), check)? {
             if host.is_some_and(|h| !rec.lock.covers(&crate::normalize_host(h))) {
                 continue;
             }

@@ -20,6 +20,13 @@
 //! renewing is revoked by the etcd leader, which deletes the lock key; no host clock is
 //! trusted, so hosts need not agree on the time.
 //!
+//! **What the store trusts.** Whoever can write these keys (reach etcd with write access to
+//! the `/hale/` prefix) can take, release and forge locks: give only the hosts that take
+//! these locks access (etcd's client TLS and roles). Records are still checked before they
+//! are used: a key's id and its record's id must agree and pass [`crate::check_id`], hosts
+//! must pass [`crate::check_host`], history keys must be `<20 digits>-<id>[.end]`; a record
+//! that fails makes the state unknown, with the key named, and nothing is written.
+//!
 //! Requests have per-phase timeouts and no global one, so no thread is ever started (ureq
 //! resolves names on a thread when a global timeout is set); give endpoints as IP addresses
 //! so that name resolution cannot stall a monitor.
@@ -114,19 +121,22 @@ impl EtcdStore {
             let key = unb64(&kv["key"]).unwrap_or_default();
             let value = unb64(&kv["value"]).unwrap_or_default();
             let lease = int(&kv["lease"]);
-            let corrupt =
-                |e: serde_json::Error| LockError::Unknown(format!("corrupt lock record at etcd key {key}: {e}"));
+            let corrupt = |e: &dyn std::fmt::Display| {
+                LockError::Unknown(format!("corrupt lock record at etcd key {key:?}: {e}; nothing was changed"))
+            };
             if key == COUNTER {
                 state.last_token = value.trim().parse().map_err(|_| {
                     LockError::Unknown(format!("corrupt token counter at etcd key {key}: '{}'", value.trim()))
                 })?;
             } else if let Some(id) = key.strip_prefix(HELD) {
-                let mut l: Lock = serde_json::from_str(&value).map_err(corrupt)?;
+                let mut l: Lock = serde_json::from_str(&value).map_err(|e| corrupt(&e))?;
+                l.check_record().and_then(|_| same_id(id, &l.id)).map_err(|e| corrupt(&e))?;
                 l.lease = (lease != 0).then_some(lease);
                 created.insert(id.to_string(), int(&kv["create_revision"]));
                 state.locks.push(l);
-            } else if key.starts_with(INTENT) {
-                let mut i: Intent = serde_json::from_str(&value).map_err(corrupt)?;
+            } else if let Some(id) = key.strip_prefix(INTENT) {
+                let mut i: Intent = serde_json::from_str(&value).map_err(|e| corrupt(&e))?;
+                i.check_record().and_then(|_| same_id(id, &i.id)).map_err(|e| corrupt(&e))?;
                 i.lease = (lease != 0).then_some(lease);
                 state.intents.push(i);
             }
@@ -152,6 +162,13 @@ impl EtcdStore {
     fn revoke(&self, lease: i64) {
         // Best effort: a lease nobody renews lapses by itself.
         let _ = self.call("/v3/lease/revoke", json!({"ID": lease.to_string()}));
+    }
+}
+
+/// Revoke the lease kept for a retry, if any.
+fn drop_spare_now(store: &EtcdStore, spare: &mut Option<(u64, i64, Time)>) {
+    if let Some((_, l, _)) = spare.take() {
+        store.revoke(l);
     }
 }
 
@@ -187,6 +204,27 @@ fn put(key: &str, value: &str, lease: Option<i64>) -> Value {
 
 fn delete(key: &str) -> Value {
     json!({"request_delete_range": {"key": b64(key)}})
+}
+
+/// A held or intent key must carry the id of the record it holds.
+fn same_id(key_id: &str, id: &str) -> Result<(), String> {
+    if key_id == id {
+        Ok(())
+    } else {
+        Err(format!("the record is of lock {id:?}, not the key's"))
+    }
+}
+
+/// The token and id of a history key after its prefix: `<20 digits>-<id>` or the same `.end`.
+fn history_name(name: &str) -> Result<(u64, &str), String> {
+    let bad = || format!("'{name}' is not a history key (<20 digits>-<lock id>[.end])");
+    let stem = name.strip_suffix(".end").unwrap_or(name);
+    let (token, id) = stem.split_once('-').ok_or_else(bad)?;
+    if token.len() != 20 || !token.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    crate::check_id(id).map_err(|e| e.to_string())?;
+    Ok((token.parse().map_err(|_| bad())?, id))
 }
 
 fn history_key(token: u64, id: &str) -> String {
@@ -233,6 +271,10 @@ impl Store for EtcdStore {
             };
             let (mut ops, mut fresh, mut revoke_after) = (vec![], vec![], vec![]);
             let mut lost = false;
+            if let Some(e) = changes.iter().find_map(|c| c.checked_id().err()) {
+                drop_spare_now(self, &mut spare);
+                return Err(e);
+            }
             for change in changes {
                 match change {
                     Change::Grant(mut lock) => {
@@ -372,12 +414,21 @@ impl Store for EtcdStore {
         for kv in kvs {
             let key = unb64(&kv["key"]).unwrap_or_default();
             let value = unb64(&kv["value"]).unwrap_or_default();
-            let corrupt =
-                |e: serde_json::Error| LockError::Unknown(format!("corrupt history record at etcd key {key}: {e}"));
+            let corrupt = |e: &dyn std::fmt::Display| {
+                LockError::Unknown(format!("corrupt history record at etcd key {key:?}: {e}"))
+            };
+            let name = key.strip_prefix(HISTORY).unwrap_or(&key);
+            let (token, id) = history_name(name).map_err(|e| corrupt(&e))?;
             if let Some(k) = key.strip_suffix(".end") {
-                ends.insert(k.to_string(), serde_json::from_str::<End>(&value).map_err(corrupt)?);
+                ends.insert(k.to_string(), serde_json::from_str::<End>(&value).map_err(|e| corrupt(&e))?);
             } else {
-                records.push((key.clone(), serde_json::from_str::<Record>(&value).map_err(corrupt)?));
+                let rec = serde_json::from_str::<Record>(&value).map_err(|e| corrupt(&e))?;
+                rec.lock.check_record().map_err(|e| corrupt(&e))?;
+                if rec.lock.token != token || rec.lock.id != id {
+                    let e = format!("the record is of token {} lock {}, not the key's", rec.lock.token, rec.lock.id);
+                    return Err(corrupt(&e));
+                }
+                records.push((key.clone(), rec));
             }
         }
         let host = host.map(crate::normalize_host);

@@ -25,9 +25,10 @@ pub mod config;
 pub mod deps;
 pub mod dir;
 pub mod etcd;
-/// The file primitives, from the backend (kept under this name for the store's code).
-pub use hale_backend::files as fsops;
 pub mod time;
+
+/// This host's name (lower case) and the user this process runs as, from the backend.
+pub use hale_backend::system::{node_name, user_name};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -144,6 +145,18 @@ impl Lock {
     pub fn covers(&self, host: &str) -> bool {
         self.hosts.iter().any(|h| h == host)
     }
+
+    /// Whether a lock read from a store is one this crate could have written: its id, target
+    /// and hosts pass [`check_id`] and [`check_host`]. Anyone who can write the store can write
+    /// any record; ids become file names and keys, so a record that fails is corrupt and is
+    /// never acted upon (see [`dir`]).
+    pub fn check_record(&self) -> Result<(), String> {
+        check_id(&self.id).map_err(|e| e.to_string())?;
+        for h in self.hosts.iter().chain([&self.target]) {
+            check_host(h).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
 }
 
 /// A waiting exclusive request's claim on its hosts: new shared requests wait behind it.
@@ -156,6 +169,17 @@ pub struct Intent {
     pub expires_at: Time,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<i64>,
+}
+
+impl Intent {
+    /// As [`Lock::check_record`].
+    pub fn check_record(&self) -> Result<(), String> {
+        check_id(&self.id).map_err(|e| e.to_string())?;
+        for h in &self.hosts {
+            check_host(h).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
 }
 
 /// How a lock ended, as the history records it.
@@ -221,6 +245,19 @@ pub enum Change {
     DropIntent(Intent),
 }
 
+impl Change {
+    /// The lock id it writes, checked again with [`check_id`] just before the write: the id
+    /// becomes a file name or a key, and a mistake must never write outside the store.
+    pub fn checked_id(&self) -> Result<&str, LockError> {
+        let id = match self {
+            Change::Grant(l) | Change::Renew(l) | Change::Release(l, _) => &l.id,
+            Change::SetIntent(i) | Change::DropIntent(i) => &i.id,
+        };
+        check_id(id).map_err(|e| LockError::Unknown(format!("refused to write lock {id:?}: {e}")))?;
+        Ok(id)
+    }
+}
+
 /// What stands in a request's way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Blocker {
@@ -256,6 +293,9 @@ pub enum Verdict {
     NotHeld,
     /// No write was needed.
     Unchanged,
+    /// The store cannot grant anything more: its fencing-token counter is at `u64::MAX`, and
+    /// a wrapped token would let an old holder look newer than every later one.
+    Exhausted,
 }
 
 /// Why a lock operation did not do what was asked.
@@ -268,8 +308,10 @@ pub enum LockError {
     Busy(Blocker),
     /// The lock id holds nothing: released, or its lease expired.
     NotHeld(String),
-    /// A request no store could accept (bad id, bad host name, zero ttl).
+    /// A request no store could accept (bad id, bad host name, a ttl out of range).
     Invalid(String),
+    /// The store refuses to grant, for the reason given (its token counter is exhausted).
+    Refused(String),
 }
 
 impl fmt::Display for LockError {
@@ -278,7 +320,7 @@ impl fmt::Display for LockError {
             LockError::Unknown(m) => write!(f, "lock state unknown: {m}"),
             LockError::Busy(b) => write!(f, "{b}"),
             LockError::NotHeld(id) => write!(f, "lock {id} is not held (released, or its lease expired)"),
-            LockError::Invalid(m) => f.write_str(m),
+            LockError::Invalid(m) | LockError::Refused(m) => f.write_str(m),
         }
     }
 }
@@ -308,6 +350,31 @@ pub trait Store {
 /// on every attempt once half of it has passed): a waiter that dies stops blocking new shared
 /// locks this soon.
 pub const INTENT_LEASE: Duration = Duration::from_secs(3);
+
+/// The longest lease a lock may have: one year. Far more than any maintenance takes, far less
+/// than what overflows a time in microseconds or etcd's largest lease.
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 86400);
+
+/// Check a lease length: at least 1 second, at most [`MAX_TTL`].
+pub fn check_ttl(ttl: Duration) -> Result<(), LockError> {
+    if ttl.as_secs() < 1 || ttl > MAX_TTL {
+        return Err(LockError::Invalid(format!(
+            "the lease time (ttl) {}s is out of range (1 to {} seconds)",
+            ttl.as_secs(),
+            MAX_TTL.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// The message of [`LockError::Refused`] for an exhausted token counter.
+fn exhausted(store: &str) -> LockError {
+    LockError::Refused(format!(
+        "{store}: the fencing-token counter is at its maximum ({}); no larger token can be granted, \
+         so nothing is (a person must reset the store)",
+        u64::MAX
+    ))
+}
 
 /// One request for a lock.
 #[derive(Clone, Debug)]
@@ -340,10 +407,7 @@ impl Request {
         for h in &self.hosts {
             check_host(h)?;
         }
-        if self.ttl.as_secs() < 1 {
-            return Err(LockError::Invalid("the lease time (ttl) must be at least 1 second".into()));
-        }
-        Ok(())
+        check_ttl(self.ttl)
     }
 
     /// The first thing in `state` that keeps this request from being granted now.
@@ -378,6 +442,7 @@ impl Request {
         }
         let own_intent = state.intent(&self.id);
         match self.blocker(state) {
+            None if state.last_token == u64::MAX => (vec![], Verdict::Exhausted),
             None => {
                 let ttl = self.ttl.as_secs();
                 let lock = Lock {
@@ -430,8 +495,12 @@ pub fn acquire(store: &dyn Store, req: &Request, wait: Duration) -> Result<Lock,
         let last_error = match result {
             Ok(Verdict::Granted(lock)) => return Ok(lock),
             Ok(Verdict::Blocked(b)) => LockError::Busy(b),
+            Ok(Verdict::Exhausted) => {
+                withdraw_intent(store, &req.id);
+                return Err(exhausted(&store.describe()));
+            }
             Ok(other) => LockError::Unknown(format!("unexpected answer from the store: {other:?}")),
-            Err(e @ LockError::Invalid(_)) => return Err(e),
+            Err(e @ (LockError::Invalid(_) | LockError::Refused(_))) => return Err(e),
             Err(e) => e,
         };
         let left = until.saturating_duration_since(Instant::now());
@@ -455,11 +524,14 @@ fn withdraw_intent(store: &dyn Store, id: &str) {
 /// Extend the lease of lock `id` by `ttl` from now (its own ttl when `None`).
 pub fn renew(store: &dyn Store, id: &str, ttl: Option<Duration>) -> Result<Lock, LockError> {
     check_id(id)?;
+    if let Some(t) = ttl {
+        check_ttl(t)?;
+    }
     let verdict = store.transact(&mut |state, now| match state.lock(id) {
         Some(l) => {
             let mut lock = l.clone();
             if let Some(t) = ttl {
-                lock.ttl_secs = t.as_secs().max(1);
+                lock.ttl_secs = t.as_secs();
             }
             lock.expires_at = now.plus(Duration::from_secs(lock.ttl_secs));
             (vec![Change::Renew(lock.clone())], Verdict::Renewed(lock))
@@ -562,41 +634,6 @@ impl Jitter {
         self.0 ^= self.0 << 17;
         d / 2 + d.mul_f64((self.0 % 1000) as f64 / 1000.0)
     }
-}
-
-/// This host's name, as `uname -n` gives it (lower case).
-pub fn node_name() -> String {
-    #[cfg(unix)]
-    {
-        if let Ok(n) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-            return normalize_host(&n);
-        }
-    }
-    std::env::var("COMPUTERNAME").or_else(|_| std::env::var("HOSTNAME")).map(|n| normalize_host(&n)).unwrap_or_default()
-}
-
-/// The user this process runs as.
-pub fn user_name() -> String {
-    #[cfg(unix)]
-    {
-        // The real uid, from /proc: no libc call, no fork.
-        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-            if let Some(uid) =
-                status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|r| r.split_whitespace().next())
-            {
-                if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
-                    for line in passwd.lines() {
-                        let f: Vec<&str> = line.split(':').collect();
-                        if f.len() > 2 && f[2] == uid {
-                            return f[0].to_string();
-                        }
-                    }
-                }
-                return format!("uid {uid}");
-            }
-        }
-    }
-    std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into())
 }
 
 #[cfg(test)]

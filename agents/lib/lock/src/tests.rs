@@ -225,7 +225,7 @@ fn contenders_on_one_directory_never_overlap() {
     let leftovers: Vec<_> = std::fs::read_dir(&t.0)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with(".mutex") || n.starts_with(".tmp-"))
+        .filter(|n| n.starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "no mutex or temporary file left behind: {leftovers:?}");
 }
@@ -246,7 +246,7 @@ fn a_busy_lock_file_is_waited_for_on_windows() {
     let h = hold();
     std::fs::write(t.0.join("other"), "x").unwrap();
     let e = std::fs::rename(t.0.join("other"), &file).unwrap_err();
-    assert!(crate::fsops::is_busy(&e), "a plain rename over a busy file fails: {e}");
+    assert!(hale_backend::files::is_busy(&e), "a plain rename over a busy file fails: {e}");
     let letgo = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
         drop(h);
@@ -260,4 +260,127 @@ fn a_busy_lock_file_is_waited_for_on_windows() {
     let l = held(&s, "a").unwrap().expect("still held");
     assert!(l.expires_at > Time::now().plus(Duration::from_secs(30)), "the first renewal stands");
     assert!(release(&s, "a").unwrap().is_some());
+}
+
+/// A lock record as someone with write access to the store could plant it.
+fn planted_lock(id: &str, host: &str, expires_at: Time) -> Lock {
+    Lock {
+        id: id.into(),
+        hosts: vec![host.into()],
+        target: host.into(),
+        kind: Kind::Exclusive,
+        path: None,
+        holder: Holder::this_process("planted"),
+        token: 1,
+        ttl_secs: 30,
+        acquired_at: Time::from_micros(expires_at.micros().saturating_sub(30_000_000)),
+        expires_at,
+        lease: None,
+    }
+}
+
+/// An expired intent whose id climbs out of the store: the sweep of the next transaction, on
+/// any host, used to remove `intents/<id>.json`, a file outside the store. Now the record is
+/// corrupt, named in the error, and nothing is removed or written.
+#[test]
+fn a_crafted_id_in_the_store_is_corrupt_and_never_acted_upon() {
+    let t = TempDir::new();
+    let root = t.0.join("store");
+    let victim = t.0.join("victim");
+    std::fs::create_dir_all(root.join("intents")).unwrap();
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("x.json"), "precious").unwrap();
+    let past = Time::from_micros(Time::now().micros() - 60_000_000);
+    let intent = Intent {
+        id: "../../victim/x".into(),
+        hosts: vec!["h".into()],
+        holder: Holder::this_process("planted"),
+        since: past,
+        expires_at: past,
+        lease: None,
+    };
+    std::fs::write(root.join("intents/evil.json"), serde_json::to_vec(&intent).unwrap()).unwrap();
+    let s = DirStore::new(&root);
+    let e = acquire(&s, &req("a", &["h"], Kind::Exclusive, 30), NOW).unwrap_err();
+    assert!(matches!(&e, LockError::Unknown(m) if m.contains("corrupt lock record") && m.contains("evil.json")), "{e}");
+    assert_eq!(std::fs::read_to_string(victim.join("x.json")).unwrap(), "precious", "nothing outside the store");
+    assert!(s.state().is_err(), "a probe sees the corrupt record too");
+    std::fs::remove_file(root.join("intents/evil.json")).unwrap();
+
+    // A well-formed id in a file of another name, and hosts that are no host names.
+    let future = Time::now().plus(Duration::from_secs(60));
+    std::fs::create_dir_all(root.join("held")).unwrap();
+    std::fs::write(root.join("held/other.json"), serde_json::to_vec(&planted_lock("b", "h", future)).unwrap()).unwrap();
+    let e = s.state().unwrap_err();
+    assert!(e.to_string().contains("other.json") && e.to_string().contains("not the file's"), "{e}");
+    std::fs::write(root.join("held/b.json"), serde_json::to_vec(&planted_lock("b", "../h", future)).unwrap()).unwrap();
+    std::fs::remove_file(root.join("held/other.json")).unwrap();
+    assert!(s.state().unwrap_err().to_string().contains("not a host name"));
+    std::fs::remove_file(root.join("held/b.json")).unwrap();
+
+    // A history file whose name and record disagree.
+    let l = acquire(&s, &req("c", &["h"], Kind::Exclusive, 30), NOW).unwrap();
+    std::fs::rename(
+        root.join(format!("history/{:020}-c.json", l.token)),
+        root.join(format!("history/{:020}-d.json", l.token)),
+    )
+    .unwrap();
+    assert!(s.history(None).unwrap_err().to_string().contains("not the file's"));
+    std::fs::write(root.join("history/1-c.json"), "{}").unwrap();
+    assert!(s.history(None).is_err());
+}
+
+/// A lock file planted as a symbolic link to a record outside the store, or a FIFO, is
+/// refused instead of read; a subdirectory replaced by a link is refused instead of written.
+#[cfg(unix)]
+#[test]
+fn links_and_fifos_planted_in_the_store_are_refused() {
+    let t = TempDir::new();
+    let root = t.0.join("store");
+    let outside = t.0.join("outside");
+    std::fs::create_dir_all(root.join("held")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let future = Time::now().plus(Duration::from_secs(60));
+    std::fs::write(outside.join("a.json"), serde_json::to_vec(&planted_lock("a", "h", future)).unwrap()).unwrap();
+    std::os::unix::fs::symlink(outside.join("a.json"), root.join("held/a.json")).unwrap();
+    let s = DirStore::new(&root);
+    let e = s.state().unwrap_err();
+    assert!(e.to_string().contains("a.json"), "{e}");
+    std::fs::remove_file(root.join("held/a.json")).unwrap();
+
+    assert!(std::process::Command::new("mkfifo").arg(root.join("held/f.json")).status().unwrap().success());
+    assert!(s.state().unwrap_err().to_string().contains("f.json"), "a FIFO is refused, not waited on");
+    std::fs::remove_file(root.join("held/f.json")).unwrap();
+
+    std::fs::remove_dir(root.join("held")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("held")).unwrap();
+    std::fs::remove_file(outside.join("a.json")).unwrap();
+    let e = acquire(&s, &req("b", &["h"], Kind::Exclusive, 30), NOW).unwrap_err();
+    assert!(matches!(&e, LockError::Unknown(_)), "{e}");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing written through the link");
+}
+
+/// A counter at u64::MAX would wrap the next token to 0, older than every holder: refused.
+#[test]
+fn a_token_counter_at_its_maximum_refuses_to_grant() {
+    let t = TempDir::new();
+    std::fs::write(t.0.join("counter"), format!("{}\n", u64::MAX)).unwrap();
+    let s = DirStore::new(&t.0);
+    let e = acquire(&s, &req("a", &["h"], Kind::Exclusive, 30), Duration::from_millis(50)).unwrap_err();
+    assert!(matches!(&e, LockError::Refused(m) if m.contains("maximum")), "{e}");
+    let st = s.state().unwrap();
+    assert!(st.locks.is_empty() && st.intents.is_empty(), "{st:?}");
+    assert_eq!(st.last_token, u64::MAX);
+}
+
+/// A ttl whose microseconds overflow once made a lease of 0.45 s: out of range now.
+#[test]
+fn a_ttl_out_of_range_is_invalid() {
+    let t = TempDir::new();
+    let s = DirStore::new(&t.0);
+    let e = acquire(&s, &req("a", &["h"], Kind::Exclusive, 18_446_744_073_710), NOW).unwrap_err();
+    assert!(matches!(&e, LockError::Invalid(m) if m.contains("out of range (1 to 31536000 seconds)")), "{e}");
+    acquire(&s, &req("a", &["h"], Kind::Exclusive, MAX_TTL.as_secs()), NOW).unwrap();
+    let e = renew(&s, "a", Some(MAX_TTL + Duration::from_secs(1))).unwrap_err();
+    assert!(matches!(e, LockError::Invalid(_)), "{e}");
 }

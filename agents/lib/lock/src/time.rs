@@ -22,7 +22,9 @@ impl Time {
         self.0
     }
     pub fn plus(self, d: Duration) -> Time {
-        Time(self.0.saturating_add(d.as_micros() as u64))
+        // Saturating: a duration beyond u64 microseconds (585 000 years) must not wrap to a
+        // short one.
+        Time(self.0.saturating_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX)))
     }
     /// How long from `self` until `later` (zero if `later` is earlier).
     pub fn until(self, later: Time) -> Duration {
@@ -112,5 +114,12 @@ mod tests {
         assert_eq!(Time::parse("2024-13-01T00:00:00Z"), None);
         let now = Time::now();
         assert_eq!(Time::parse(&now.to_string()), Some(now));
+    }
+
+    #[test]
+    fn adding_a_huge_duration_saturates() {
+        // 18446744073710 s in microseconds is just past u64::MAX: it once wrapped to 0.45 s.
+        let t = Time(1_000_000);
+        assert_eq!(t.plus(Duration::from_secs(18_446_744_073_710)), Time(u64::MAX));
     }
 }
