@@ -62,9 +62,13 @@ fn seconds(v: &str) -> Result<Duration, String> {
 
 /// A lease length: a duration within [`hale_lock::check_ttl`]'s range.
 fn ttl_seconds(v: &str) -> Result<Duration, String> {
-    let d = seconds(v)?;
-    hale_lock::check_ttl(d).map_err(|e| e.to_string())?;
-    Ok(d)
+    match hale_seconds(v) {
+        Some(d) => hale_lock::check_ttl(d).map(|_| d).map_err(|e| e.to_string()),
+        None => Err(format!(
+            "'{v}' is not a lease time: a duration out of range (1 to {} seconds) or malformed (30, 30s, 10m, 2h)",
+            hale_lock::MAX_TTL.as_secs()
+        )),
+    }
 }
 
 #[derive(Args)]

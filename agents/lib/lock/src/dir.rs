@@ -246,7 +246,7 @@ impl DirStore {
 
     fn sync_dirs(&self, dirs: &[&str]) {
         // The renames are durable once their directories are flushed (a no-op on Windows,
-        // whose renames write through: see fsops).
+        // whose renames write through: see hale_backend::files).
         for sub in dirs {
             files::sync_dir(&self.root.join(sub));
         }
