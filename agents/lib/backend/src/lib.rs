@@ -18,7 +18,8 @@ pub mod process;
 pub mod windows;
 
 pub use process::{
-    BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport, StopSignal,
+    BackendError, CheckOutcome, CommandOutput, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport,
+    StopSignal,
 };
 
 /// The process backend of the machine we run on.
