@@ -364,3 +364,34 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
+
+/// A `<parameter>` of an agent's meta-data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaParam {
+    pub name: String,
+    pub required: bool,
+}
+
+/// The parameters declared in meta-data `xml` (read with quick-xml, as any OCF client would).
+/// Panics on a document that is not XML: the meta-data cases fail first with the reason.
+pub fn metadata_params(xml: &str) -> Vec<MetaParam> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut out = Vec::new();
+    loop {
+        match r.read_event().unwrap_or_else(|e| panic!("meta-data is not XML: {e}")) {
+            Event::Start(e) | Event::Empty(e) if e.name().as_ref() == "parameter" => {
+                let get = |k: &str| {
+                    e.attributes().flatten().find(|a| a.key.as_ref() == k).and_then(|a| {
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok().map(|v| v.into_owned())
+                    })
+                };
+                let name = get("name").expect("a parameter without a name");
+                out.push(MetaParam { name, required: matches!(get("required").as_deref(), Some("1" | "true")) });
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    out
+}
