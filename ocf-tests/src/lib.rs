@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod etcd;
 pub mod git;
 pub mod netns;
+pub mod strace;
 pub mod tables;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,22 @@ use std::time::{Duration, Instant};
 
 /// Where Pacemaker looks for agents (compiled in; no runtime override).
 pub const OCF_ROOT: &str = "/usr/lib/ocf";
+
+/// The PATH pacemaker-execd gives agents.
+pub const EXECD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What pacemaker-execd puts in every agent's environment besides the resource's own
+/// variables (research: pacemaker-lab.md §4): OCF 1.1, the exit-reason prefix, a 20 s
+/// timeout, C locale, its PATH. The suite's [`Invocation`] and hale-bench both start here.
+pub const EXECD_ENV: [(&str, &str); 7] = [
+    ("OCF_ROOT", OCF_ROOT),
+    ("OCF_RA_VERSION_MAJOR", "1"),
+    ("OCF_RA_VERSION_MINOR", "1"),
+    ("OCF_EXIT_REASON_PREFIX", "ocf-exit-reason:"),
+    ("OCF_RESKEY_CRM_meta_timeout", "20000"),
+    ("LC_ALL", "C"),
+    ("PATH", EXECD_PATH),
+];
 
 /// The installed agent `name` of provider hale. Panics with the fix if it is missing.
 pub fn agent_path(name: &str) -> PathBuf {
@@ -123,16 +140,7 @@ impl Invocation {
     /// 1.1, the exit-reason prefix, a 20 s timeout, and nothing of the test's own environment.
     pub fn new(agent: &Path, instance: &str) -> Invocation {
         let mut env = BTreeMap::new();
-        for (k, v) in [
-            ("OCF_ROOT", OCF_ROOT),
-            ("OCF_RA_VERSION_MAJOR", "1"),
-            ("OCF_RA_VERSION_MINOR", "1"),
-            ("OCF_RESOURCE_PROVIDER", "hale"),
-            ("OCF_EXIT_REASON_PREFIX", "ocf-exit-reason:"),
-            ("OCF_RESKEY_CRM_meta_timeout", "20000"),
-            ("LC_ALL", "C"),
-            ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
-        ] {
+        for (k, v) in EXECD_ENV.iter().chain(&[("OCF_RESOURCE_PROVIDER", "hale")]) {
             env.insert(k.to_string(), v.to_string());
         }
         env.insert("OCF_RESOURCE_INSTANCE".into(), instance.into());
@@ -266,7 +274,7 @@ impl Invocation {
         let strace = require("strace");
         let log = std::env::temp_dir().join(unique("hale-strace"));
         let mut cmd = Command::new(strace);
-        cmd.args(["-f", "-qq", "-e", "trace=execve,clone,clone3,fork,vfork", "-o"])
+        cmd.args(["-f", "-qq", "-e", strace::STRACE_FILTER, "-o"])
             .arg(&log)
             .arg(&self.agent)
             .arg(action)
@@ -278,15 +286,12 @@ impl Invocation {
         let status = cmd.status().expect("run strace");
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let _ = std::fs::remove_file(&log);
-        let ok = |l: &&str| !l.contains("= -1");
+        let counts = strace::count_calls(&text, None);
         Syscalls {
             code: status.code().unwrap_or(-1),
-            execve: text.lines().filter(|l| l.contains("execve(")).filter(ok).count(),
-            forks: text
-                .lines()
-                .filter(|l| ["clone(", "clone3(", "fork(", "vfork("].iter().any(|c| l.contains(c)))
-                .filter(ok)
-                .count(),
+            execve: counts.execve as usize,
+            // A thread counts too: monitor and meta-data create neither.
+            forks: (counts.forks + counts.threads) as usize,
             trace: text,
         }
     }
@@ -363,4 +368,35 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A `<parameter>` of an agent's meta-data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaParam {
+    pub name: String,
+    pub required: bool,
+}
+
+/// The parameters declared in meta-data `xml` (read with quick-xml, as any OCF client would).
+/// Panics on a document that is not XML: the meta-data cases fail first with the reason.
+pub fn metadata_params(xml: &str) -> Vec<MetaParam> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut out = Vec::new();
+    loop {
+        match r.read_event().unwrap_or_else(|e| panic!("meta-data is not XML: {e}")) {
+            Event::Start(e) | Event::Empty(e) if e.name().as_ref() == "parameter" => {
+                let get = |k: &str| {
+                    e.attributes().flatten().find(|a| a.key.as_ref() == k).and_then(|a| {
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok().map(|v| v.into_owned())
+                    })
+                };
+                let name = get("name").expect("a parameter without a name");
+                out.push(MetaParam { name, required: matches!(get("required").as_deref(), Some("1" | "true")) });
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    out
 }

@@ -27,9 +27,24 @@ pub struct Topology {
 
 /// Run `ip` with arguments; panic with its output on failure.
 pub fn ip(args: &[&str]) -> String {
-    let out = Command::new(crate::require("ip")).args(args).stdin(Stdio::null()).output().expect("run ip");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    try_ip(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Run `ip` with arguments: its stdout, or what failed (for callers that clean up after a
+/// failure instead of panicking, such as hale-bench).
+pub fn try_ip(args: &[&str]) -> Result<String, String> {
+    let what = || format!("ip {}", args.join(" "));
+    let path = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .ok_or("ip not found (apt-get install iproute2)")?;
+    let out =
+        Command::new(path).args(args).stdin(Stdio::null()).output().map_err(|e| format!("running {}: {e}", what()))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("{}: {}: {}", what(), out.status, String::from_utf8_lossy(&out.stderr).trim()))
+    }
 }
 
 fn remove_stale() {

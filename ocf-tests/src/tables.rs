@@ -46,10 +46,38 @@ pub struct Table {
     /// Where the agent keeps state for a resource configured by `valid(dir)` (watched to show
     /// a probe writes nothing).
     pub state_dirs: fn(&Path) -> Vec<PathBuf>,
+    /// The agent's own wrong configurations. The missing-required-parameter cases every agent
+    /// answers alike are not listed: [`Table::bad_cases`] derives them from its meta-data.
     pub bad: &'static [BadCase],
 }
 
 impl Table {
+    /// Every bad case of this agent: for each parameter its installed meta-data marks
+    /// required, the invalid-environment rows (validate-all and start 6, probe 7, recurring
+    /// monitor 1, stop 0), then the agent's own [`Table::bad`].
+    pub fn bad_cases(&self) -> Vec<&'static BadCase> {
+        let mut out: Vec<&'static BadCase> = Vec::new();
+        for name in required_params(self.agent) {
+            // Leaked once per test process: the cases are as static as the hand-written ones.
+            let name: &'static str = Box::leak(name.into_boxed_str());
+            let unset: &'static [&'static str] = Box::leak(Box::new([name]));
+            let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+            let required = leak(format!("required parameter {name}"));
+            for (what, action, recurring, code, reason) in [
+                ("validate-all", "validate-all", false, 6, required),
+                ("start", "start", false, 6, required),
+                ("probe", "monitor", false, 7, ""),
+                ("recurring monitor", "monitor", true, 1, name),
+                ("stop", "stop", false, 0, ""),
+            ] {
+                let what = leak(format!("{name} missing, {what}"));
+                out.push(Box::leak(Box::new(BadCase { unset, recurring, ..bad(what, action, code, reason) })));
+            }
+        }
+        out.extend(self.bad.iter());
+        out
+    }
+
     /// The valid parameters with a bad case applied.
     pub fn apply(&self, dir: &Path, case: &BadCase) -> Params {
         let mut params: Params =
@@ -60,6 +88,13 @@ impl Table {
         }
         params
     }
+}
+
+/// The parameters the installed `agent`'s meta-data marks `required="1"`.
+pub fn required_params(agent: &str) -> Vec<String> {
+    let md = crate::Invocation::new(&crate::agent_path(agent), "meta-data").run("meta-data");
+    assert_eq!(md.code, 0, "{agent} meta-data: {}", md.stderr);
+    crate::metadata_params(&md.stdout).into_iter().filter(|p| p.required).map(|p| p.name).collect()
 }
 
 const fn bad(what: &'static str, action: &'static str, code: i32, reason: &'static str) -> BadCase {
@@ -89,15 +124,6 @@ pub const DAEMON: Table = Table {
     runs_processes: true,
     state_dirs: |dir| vec![dir.to_path_buf(), PathBuf::from("/run/hale")],
     bad: &[
-        BadCase { unset: &["command"], ..bad("command missing", "validate-all", 6, "required parameter command") },
-        BadCase { unset: &["command"], ..bad("command missing", "start", 6, "required parameter command") },
-        BadCase { unset: &["command"], ..bad("command missing, probe", "monitor", 7, "") },
-        BadCase {
-            unset: &["command"],
-            recurring: true,
-            ..bad("command missing, recurring monitor", "monitor", 1, "command")
-        },
-        BadCase { unset: &["command"], ..bad("command missing, stop", "stop", 0, "") },
         BadCase {
             set: &[("command", "sleep 'unbalanced")],
             ..bad("unbalanced quote", "validate-all", 6, "unbalanced quotes")
@@ -197,10 +223,6 @@ pub const VIP: Table = Table {
     runs_processes: false,
     state_dirs: |dir| vec![dir.to_path_buf()],
     bad: &[
-        BadCase { unset: &["ip"], ..bad("ip missing", "validate-all", 6, "required parameter ip") },
-        BadCase { unset: &["ip"], ..bad("ip missing, probe", "monitor", 7, "") },
-        BadCase { unset: &["ip"], recurring: true, ..bad("ip missing, recurring monitor", "monitor", 1, "ip") },
-        BadCase { unset: &["ip"], ..bad("ip missing, stop", "stop", 0, "") },
         BadCase { set: &[("ip", "10.78.0.999")], ..bad("bad address", "start", 6, "not an IPv4 or IPv6 address") },
         BadCase { set: &[("ip", "127.0.0.5")], ..bad("loopback", "validate-all", 6, "cannot be a floating address") },
         BadCase { set: &[("cidr_netmask", "33")], ..bad("prefix too long", "validate-all", 6, "larger than 32") },
@@ -353,15 +375,6 @@ pub const GITSCRIPT: Table = Table {
     runs_processes: true,
     state_dirs: |dir| vec![dir.to_path_buf(), PathBuf::from("/run/hale")],
     bad: &[
-        BadCase { unset: &["entry"], ..bad("entry missing", "validate-all", 6, "required parameter entry") },
-        BadCase { unset: &["repository"], ..bad("repository missing", "start", 6, "required parameter repository") },
-        BadCase { unset: &["repository"], ..bad("repository missing, probe", "monitor", 7, "") },
-        BadCase {
-            unset: &["repository"],
-            recurring: true,
-            ..bad("repository missing, recurring monitor", "monitor", 1, "repository")
-        },
-        BadCase { unset: &["repository"], ..bad("repository missing, stop", "stop", 0, "") },
         BadCase {
             unset: &["allowed_signers"],
             ..bad("signed without keys", "validate-all", 6, "verify=signed needs allowed_signers")
@@ -438,12 +451,6 @@ pub const GITSYNC: Table = Table {
     runs_processes: false,
     state_dirs: |dir| vec![dir.to_path_buf()],
     bad: &[
-        BadCase {
-            unset: &["repository"],
-            ..bad("repository missing", "validate-all", 6, "required parameter repository")
-        },
-        BadCase { unset: &["repository"], ..bad("repository missing, probe", "monitor", 7, "") },
-        BadCase { unset: &["repository"], ..bad("repository missing, stop", "stop", 0, "") },
         BadCase {
             set: &[("attribute", "gitsync")],
             ..bad("attribute not a health attribute", "validate-all", 6, "must start with #health")

@@ -16,21 +16,25 @@
 //! With `node-health-strategy=migrate-on-red` the cluster moves every resource without
 //! `allow-unhealthy-nodes` off a red node, and back once it is green or yellow again.
 //!
-//! The one fork: the attribute is set with `attrd_updater` (pacemaker-attrd's IPC is libqb's
-//! private protocol, and speaking it from Rust would be a second, fragile implementation).
-//! gitsync keeps the last value it published in its state file and runs `attrd_updater` only
-//! when the health changes, so a steady monitor forks nothing. Outside a cluster (no
-//! `CRM_meta_on_node`, e.g. `hale run`, ocf-tester) nothing is published. stop deletes a
-//! green or yellow attribute, as ocf:pacemaker:ping does, but leaves red in place: a stopped
-//! gitsync must not make a non-compliant node eligible again (`attrd_updater -D -n
-//! '#health-hale-gitsync'` clears it by hand).
+//! The one fork: the attribute is published through [`hale_cluster`] (on Pacemaker,
+//! `attrd_updater`: pacemaker-attrd's IPC is libqb's private protocol, and speaking it from
+//! Rust would be a second, fragile implementation) with write-on-change: the publisher
+//! remembers the last value in /run/hale and forks only when the health changes, so a steady
+//! monitor forks nothing. start reads the live value first (one query), because the memory
+//! outlives a stop and the cluster manager forgets transient attributes when it restarts.
+//! Outside a cluster (no `CRM_meta_on_node`, e.g. `hale run`, ocf-tester) nothing is
+//! published. stop deletes a green or yellow attribute, as ocf:pacemaker:ping does, but leaves
+//! red in place: a stopped gitsync must not make a non-compliant node eligible again
+//! (`attrd_updater -D -n '#health-hale-gitsync'` clears it by hand).
 
 use hale_backend::Processes;
+use hale_cluster::pacemaker::Pacemaker;
+use hale_cluster::{Attribute, Cached, Cluster, Publisher};
 use hale_gitrepo::{Check, Layout, Mirror, Source};
 use hale_gitscript::{fetch_budget, source_from, source_params, validate_source};
 use hale_ocf::{Action, ActionSpec, Agent, AgentInfo, Context, Failure, Kind, OcfResult, OcfStatus, Param, Values};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::Instant;
 
 /// The node-health attribute Pacemaker's node-health-strategy reads (any `#health-*`).
 pub const ATTRIBUTE: &str = "#health-hale-gitsync";
@@ -105,12 +109,11 @@ impl Health {
     }
 }
 
-/// What gitsync remembers between monitors.
+/// What gitsync remembers between monitors (what it published, the cluster publisher
+/// remembers).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     pub health: Option<Health>,
-    /// The value the cluster has (None: nothing published, or publishing failed).
-    pub published: Option<Health>,
     pub failed_fetches: u64,
     pub reason: String,
 }
@@ -119,9 +122,8 @@ impl State {
     fn to_text(&self) -> String {
         let h = |x: Option<Health>| x.map_or("", Health::as_str);
         format!(
-            "health={}\npublished={}\nfailed_fetches={}\nreason={}\n",
+            "health={}\nfailed_fetches={}\nreason={}\n",
             h(self.health),
-            h(self.published),
             self.failed_fetches,
             self.reason.replace('\n', " ")
         )
@@ -132,7 +134,6 @@ impl State {
         for line in text.lines() {
             match line.split_once('=') {
                 Some(("health", v)) => s.health = Health::parse(v),
-                Some(("published", v)) => s.published = Health::parse(v),
                 Some(("failed_fetches", v)) => s.failed_fetches = v.parse().unwrap_or(0),
                 Some(("reason", v)) => s.reason = v.to_string(),
                 _ => {}
@@ -164,19 +165,33 @@ pub struct Config {
     pub state_file: PathBuf,
 }
 
-/// The agent. Processes are used only to run `attrd_updater`.
+/// The agent. The cluster is used only to publish the health attribute.
 pub struct GitSync {
-    procs: Box<dyn Processes>,
+    cluster: Box<dyn Cluster>,
 }
 
 impl GitSync {
+    /// gitsync under Pacemaker, whose tools run through `procs`.
     pub fn new(procs: Box<dyn Processes>) -> GitSync {
-        GitSync { procs }
+        GitSync { cluster: Box::new(Pacemaker::new(procs)) }
+    }
+
+    /// The publisher of the health attribute, under a cluster manager only.
+    fn publisher(&self, ctx: &Context) -> Option<Publisher<'_>> {
+        // Not under a cluster manager: nobody to tell.
+        ctx.on_node.as_ref()?;
+        match Publisher::in_run_dir(self.cluster.as_ref()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                log::error!("cannot publish the node health: {e}");
+                None
+            }
+        }
     }
 
     /// Sync and judge the node.
     fn sync(&self, c: &Config, previous: &State, ctx: &Context) -> State {
-        let mut s = State { published: previous.published, ..State::default() };
+        let mut s = State::default();
         if let Err(e) = validate_source(&c.source) {
             s.health = Some(Health::Red);
             s.reason = format!("cannot verify: {}", e.reason);
@@ -206,8 +221,9 @@ impl GitSync {
         s
     }
 
-    /// Tell the cluster, only when the value changed and only under a cluster manager.
-    fn publish(&self, c: &Config, s: &mut State, before: Option<Health>, ctx: &Context) {
+    /// Log a change of health, and tell the cluster (only under a cluster manager; the
+    /// publisher forks only when the value differs from the last one published).
+    fn publish(&self, c: &Config, s: &State, before: Option<Health>, ctx: &Context) {
         let Some(h) = s.health else { return };
         if before != Some(h) {
             let why = if s.reason.is_empty() { String::new() } else { format!(": {}", s.reason) };
@@ -217,35 +233,31 @@ impl GitSync {
                 Health::Red => log::error!("{}: node health red{why}", c.source.name),
             }
         }
-        if s.published == Some(h) {
-            return;
+        if let Some(p) = self.publisher(ctx) {
+            publish_health(&p, &c.attribute, h, until(ctx));
         }
-        if ctx.on_node.is_none() {
-            // Not under a cluster manager: nobody to tell.
-            s.published = Some(h);
-            return;
-        }
-        s.published = self.attrd(&["-n", &c.attribute, "-U", h.as_str()], ctx).then_some(h);
     }
+}
 
-    fn attrd(&self, args: &[&str], ctx: &Context) -> bool {
-        let Some(prog) = self.procs.find_program("attrd_updater", hale_daemon::DEFAULT_PATH) else {
-            log::error!("attrd_updater not found: cannot publish the node health");
-            return false;
-        };
-        let mut argv = vec![prog.to_string_lossy().to_string()];
-        argv.extend(args.iter().map(|a| a.to_string()));
-        let budget = ctx.deadline.remaining_with_margin(ctx.deadline.margin()).min(Duration::from_secs(10));
-        match self.procs.run_check(&argv, budget) {
-            Ok(o) if o.success => true,
-            Ok(o) => {
-                log::warn!("attrd_updater {}: {} {}", args.join(" "), o.status, o.last_line.unwrap_or_default());
-                false
-            }
-            Err(e) => {
-                log::warn!("attrd_updater: {e}");
-                false
-            }
+/// The instant cluster calls must be done by: the action's deadline less its margin.
+fn until(ctx: &Context) -> Instant {
+    Instant::now() + ctx.deadline.remaining_with_margin(ctx.deadline.margin())
+}
+
+/// Publish `h` as the transient attribute `name`. A failure is logged and retried by the next
+/// monitor (the publisher then no longer claims to know the value).
+fn publish_health(p: &Publisher, name: &str, h: Health, until: Instant) {
+    if let Err(e) = p.set(&Attribute::transient(name), h.as_str(), until) {
+        log::warn!("cannot publish {name}={}: {e}", h.as_str());
+    }
+}
+
+/// At stop: delete a green or yellow attribute we published; leave red in place.
+fn withdraw_health(p: &Publisher, name: &str, until: Instant) {
+    let a = Attribute::transient(name);
+    if matches!(p.cached(&a), Cached::Value(v) if v != Health::Red.as_str()) {
+        if let Err(e) = p.delete(&a, until) {
+            log::warn!("cannot delete {name}: {e}");
         }
     }
 }
@@ -311,8 +323,16 @@ impl Agent for GitSync {
     fn start(&self, c: &Config, ctx: &Context) -> OcfResult {
         let previous = State::read(&c.state_file).unwrap_or_default();
         previous.write(&c.state_file)?;
-        let mut s = self.sync(c, &previous, ctx);
-        self.publish(c, &mut s, previous.health, ctx);
+        if let Some(p) = self.publisher(ctx) {
+            // The memory may be stale (it outlives a stop; a restarted manager forgot its
+            // transient attributes): learn what the cluster holds. A failure only makes the
+            // publisher forget, so the health is published below.
+            if let Err(e) = p.refresh(&Attribute::transient(&c.attribute), until(ctx)) {
+                log::warn!("cannot read {}: {e}", c.attribute);
+            }
+        }
+        let s = self.sync(c, &previous, ctx);
+        self.publish(c, &s, previous.health, ctx);
         let nothing = Mirror::open(&c.layout, &c.source.name).ok().flatten().and_then(|m| m.current()).is_none();
         if nothing && s.failed_fetches > 0 {
             let _ = std::fs::remove_file(&c.state_file);
@@ -323,10 +343,10 @@ impl Agent for GitSync {
     }
 
     fn stop(&self, c: &Config, ctx: &Context) -> OcfResult {
-        if let Some(s) = State::read(&c.state_file) {
+        if State::read(&c.state_file).is_some() {
             // A red mark stays: stopping gitsync must not make a non-compliant node eligible.
-            if s.published.is_some_and(|h| h != Health::Red) && ctx.on_node.is_some() {
-                self.attrd(&["-n", &c.attribute, "-D"], ctx);
+            if let Some(p) = self.publisher(ctx) {
+                withdraw_health(&p, &c.attribute, until(ctx));
             }
             std::fs::remove_file(&c.state_file)
                 .map_err(|e| Failure::generic(format!("cannot remove {}: {e}", c.state_file.display())))?;
@@ -349,11 +369,70 @@ impl Agent for GitSync {
         if ctx.probe {
             return Ok(OcfStatus::Success);
         }
-        let mut s = self.sync(c, &previous, ctx);
-        self.publish(c, &mut s, previous.health, ctx);
+        let s = self.sync(c, &previous, ctx);
+        self.publish(c, &s, previous.health, ctx);
         if s != previous {
             s.write(&c.state_file)?;
         }
         Ok(OcfStatus::Success)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hale_cluster::fake::FakeCluster;
+    use std::time::Duration;
+
+    fn memory(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("hale-gitsync-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(30)
+    }
+
+    #[test]
+    fn a_steady_health_is_published_once() {
+        let (c, dir) = (FakeCluster::new(), memory("steady"));
+        let p = Publisher::new(&c, &dir);
+        for h in [Health::Green, Health::Green, Health::Yellow, Health::Yellow, Health::Green] {
+            publish_health(&p, ATTRIBUTE, h, soon());
+        }
+        let want =
+            ["set #health-hale-gitsync=green", "set #health-hale-gitsync=yellow", "set #health-hale-gitsync=green"];
+        assert_eq!(c.calls(), want);
+    }
+
+    #[test]
+    fn stop_withdraws_green_and_yellow_but_leaves_red() {
+        let (c, dir) = (FakeCluster::new(), memory("stop"));
+        let p = Publisher::new(&c, &dir);
+        let a = Attribute::transient(ATTRIBUTE);
+        publish_health(&p, ATTRIBUTE, Health::Yellow, soon());
+        withdraw_health(&p, ATTRIBUTE, soon());
+        assert_eq!(c.value(&a), None);
+        publish_health(&p, ATTRIBUTE, Health::Red, soon());
+        withdraw_health(&p, ATTRIBUTE, soon());
+        assert_eq!(c.value(&a).as_deref(), Some("red"));
+        // Never published (a failed publish): nothing to withdraw, nothing run.
+        let (c2, dir2) = (FakeCluster::new(), memory("never"));
+        withdraw_health(&Publisher::new(&c2, &dir2), ATTRIBUTE, soon());
+        assert!(c2.calls().is_empty());
+    }
+
+    #[test]
+    fn a_failed_publish_is_retried_by_the_next_monitor() {
+        let (c, dir) = (FakeCluster::new(), memory("retry"));
+        let p = Publisher::new(&c, &dir);
+        c.fail(hale_cluster::ClusterError::new(hale_cluster::ErrorKind::NotConnected, "attrd is down"));
+        publish_health(&p, ATTRIBUTE, Health::Red, soon());
+        c.recover();
+        publish_health(&p, ATTRIBUTE, Health::Red, soon());
+        assert_eq!(c.value(&Attribute::transient(ATTRIBUTE)).as_deref(), Some("red"));
+        assert_eq!(c.calls().len(), 2);
     }
 }

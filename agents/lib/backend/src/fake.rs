@@ -2,7 +2,8 @@
 //! touches the host. Tests drive it (`crash`, `ignore_signal`) and read what the agent did.
 
 use crate::process::{
-    BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport, StopSignal,
+    BackendError, CheckOutcome, CommandOutput, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport,
+    StopSignal,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,8 @@ struct World {
     spawned: Vec<SpawnSpec>,
     checks: Vec<Vec<String>>,
     check_result: Option<CheckOutcome>,
+    /// What the next `run_output` calls return, in order.
+    outputs: std::collections::VecDeque<CommandOutput>,
     programs: Vec<String>,
     users: Vec<String>,
 }
@@ -75,6 +78,11 @@ impl FakeProcesses {
         self.world.lock().unwrap().check_result = Some(outcome);
     }
     /// Is there a pidfile at this path?
+    /// The next `run_output` returns this (calls beyond the queue succeed with no output).
+    pub fn queue_output(&self, output: CommandOutput) {
+        self.world.lock().unwrap().outputs.push_back(output);
+    }
+
     pub fn has_pidfile(&self, pidfile: &Path) -> bool {
         self.world.lock().unwrap().pidfiles.contains_key(pidfile)
     }
@@ -135,6 +143,22 @@ impl Processes for FakeProcesses {
             status: "exit status 0".into(),
             last_line: None,
         }))
+    }
+
+    /// Recorded with the checks; answers from the queue.
+    fn run_output(&self, argv: &[String], _timeout: Duration, limit: usize) -> Result<CommandOutput, BackendError> {
+        let mut w = self.world.lock().unwrap();
+        w.checks.push(argv.to_vec());
+        let mut o = w.outputs.pop_front().unwrap_or(CommandOutput {
+            outcome: CheckOutcome { success: true, status: "exit status 0".into(), last_line: None },
+            stdout: String::new(),
+        });
+        let mut cut = limit.min(o.stdout.len());
+        while !o.stdout.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        o.stdout.truncate(cut);
+        Ok(o)
     }
 
     fn find_program(&self, program: &str, path: &str) -> Option<PathBuf> {

@@ -20,7 +20,8 @@ pub mod system;
 pub mod windows;
 
 pub use process::{
-    BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport, StopSignal,
+    BackendError, CheckOutcome, CommandOutput, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport,
+    StopSignal,
 };
 
 /// The process backend of the machine we run on.

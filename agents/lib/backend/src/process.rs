@@ -142,6 +142,15 @@ pub struct CheckOutcome {
     pub last_line: Option<String>,
 }
 
+/// The result of a command whose output is read ([`Processes::run_output`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// How it ended; `last_line` is the last non-empty line of its standard error.
+    pub outcome: CheckOutcome,
+    /// Its standard output, at most the limit asked for (the rest is dropped, never waited on).
+    pub stdout: String,
+}
+
 /// Errors from the OS layer, with a message a person can act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BackendError {
@@ -191,6 +200,15 @@ pub trait Processes {
 
     /// Run a check command (argv, no shell) with a null stdin, and wait at most `timeout`.
     fn run_check(&self, argv: &[String], timeout: Duration) -> Result<CheckOutcome, BackendError>;
+
+    /// Like [`Processes::run_check`], and return what the command wrote on its standard
+    /// output (at most `limit` bytes), for tools whose answer is their output (`crm_mon
+    /// --output-as=xml`). Standard error is kept apart for the reason line. A backend that
+    /// cannot capture output says so rather than returning nothing.
+    fn run_output(&self, argv: &[String], timeout: Duration, limit: usize) -> Result<CommandOutput, BackendError> {
+        let _ = (argv, timeout, limit);
+        Err(BackendError::Failed("this backend cannot read a command's output".into()))
+    }
 
     /// Resolve a program name the way exec would with `path` (a `PATH` value): a name with a
     /// separator is taken as a path. Returns the path only when it is an executable file.

@@ -137,6 +137,21 @@ fn checks_report_status_and_output() {
 }
 
 #[test]
+fn command_output_is_read_apart_from_its_errors_and_bounded() {
+    let p = LinuxProcesses::new();
+    let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let o =
+        p.run_output(&argv(&["sh", "-c", "echo '<a/>'; echo warn >&2; exit 2"]), Duration::from_secs(5), 1024).unwrap();
+    assert_eq!(o.stdout, "<a/>\n");
+    assert_eq!((o.outcome.success, o.outcome.status.as_str()), (false, "exit status 2"));
+    assert_eq!(o.outcome.last_line.as_deref(), Some("warn"));
+    let big = p.run_output(&argv(&["sh", "-c", "printf %0100d 0"]), Duration::from_secs(5), 10).unwrap();
+    assert_eq!(big.stdout.len(), 10);
+    let slow = p.run_output(&argv(&["sleep", "30"]), Duration::from_millis(200), 10).unwrap();
+    assert!(slow.outcome.status.starts_with("timed out"));
+}
+
+#[test]
 fn user_and_program_lookup() {
     let p = LinuxProcesses::new();
     assert!(p.user_exists("root"));

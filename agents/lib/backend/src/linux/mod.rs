@@ -5,7 +5,8 @@ pub mod procfs;
 pub mod syslog;
 
 use crate::process::{
-    BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport, StopSignal, TAG_VARIABLE,
+    BackendError, CheckOutcome, CommandOutput, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport,
+    StopSignal, TAG_VARIABLE,
 };
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -34,6 +35,75 @@ impl LinuxProcesses {
     pub fn new() -> LinuxProcesses {
         LinuxProcesses
     }
+}
+
+/// An unlinked temporary file for a command's output. A file, not a pipe: a grandchild holding
+/// a pipe open could make us wait past the deadline.
+fn unlinked_temp() -> Result<fs::File, BackendError> {
+    let path = std::env::temp_dir().join(format!(
+        "hale-check-{}-{}",
+        std::process::id(),
+        CHECK_SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| BackendError::Failed(format!("cannot create {}: {e}", path.display())))?;
+    let _ = fs::remove_file(&path);
+    Ok(f)
+}
+
+fn last_line(text: &str) -> Option<String> {
+    text.lines().rev().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
+}
+
+/// Run `argv` (no shell, null stdin) with its output into `stdout`/`stderr`, in its own
+/// process group killed at `timeout`. Returns (success, how it ended).
+fn run_bounded(
+    argv: &[String],
+    timeout: Duration,
+    stdout: &fs::File,
+    stderr: &fs::File,
+) -> Result<(bool, String), BackendError> {
+    let program = argv.first().ok_or_else(|| BackendError::Failed("empty check command".into()))?;
+    let dup = |f: &fs::File| f.try_clone().map_err(|e| BackendError::Failed(e.to_string()));
+    let mut child = Command::new(program);
+    child.args(&argv[1..]).stdin(Stdio::null()).stdout(dup(stdout)?).stderr(dup(stderr)?).process_group(0);
+    // Its own group so a timeout kills its children too; and it dies with the agent, so
+    // a check never outlives an agent that Pacemaker killed at its timeout.
+    // SAFETY: prctl is async-signal-safe and the closure allocates nothing.
+    unsafe {
+        child.pre_exec(|| Ok(nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?));
+    }
+    let mut child = child.spawn().map_err(|e| match e.kind() {
+        ErrorKind::NotFound => BackendError::NotFound(format!("cannot run {program}: {e}")),
+        _ => BackendError::Failed(format!("cannot run {program}: {e}")),
+    })?;
+    let until = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() >= until => break None,
+            Ok(None) => sleep(POLL),
+            Err(e) => return Err(BackendError::Failed(format!("waiting for {program}: {e}"))),
+        }
+    };
+    let text = match status {
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => format!("exit status {c}"),
+            (None, Some(sig)) => format!("killed by signal {sig}"),
+            _ => "ended".to_string(),
+        },
+        None => {
+            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+            format!("timed out after {}s", timeout.as_secs_f32())
+        }
+    };
+    Ok((status.is_some_and(|s| s.success()), text))
 }
 
 fn signal_of(s: StopSignal) -> Signal {
@@ -288,61 +358,27 @@ impl Processes for LinuxProcesses {
     }
 
     fn run_check(&self, argv: &[String], timeout: Duration) -> Result<CheckOutcome, BackendError> {
-        let program = argv.first().ok_or_else(|| BackendError::Failed("empty check command".into()))?;
-        // Output goes to an unlinked temporary file, not a pipe: a grandchild holding a pipe
-        // open could make us wait past the deadline.
-        let path = std::env::temp_dir().join(format!(
-            "hale-check-{}-{}",
-            std::process::id(),
-            CHECK_SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let mut out = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| BackendError::Failed(format!("cannot create {}: {e}", path.display())))?;
-        let _ = fs::remove_file(&path);
-        let dup = |f: &fs::File| f.try_clone().map_err(|e| BackendError::Failed(e.to_string()));
-        let mut child = Command::new(program);
-        child.args(&argv[1..]).stdin(Stdio::null()).stdout(dup(&out)?).stderr(dup(&out)?).process_group(0);
-        // Its own group so a timeout kills its children too; and it dies with the agent, so
-        // a check never outlives an agent that Pacemaker killed at its timeout.
-        // SAFETY: prctl is async-signal-safe and the closure allocates nothing.
-        unsafe {
-            child.pre_exec(|| Ok(nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?));
-        }
-        let mut child = child.spawn().map_err(|e| match e.kind() {
-            ErrorKind::NotFound => BackendError::NotFound(format!("cannot run {program}: {e}")),
-            _ => BackendError::Failed(format!("cannot run {program}: {e}")),
-        })?;
-        let until = Instant::now() + timeout;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break Some(s),
-                Ok(None) if Instant::now() >= until => break None,
-                Ok(None) => sleep(POLL),
-                Err(e) => return Err(BackendError::Failed(format!("waiting for {program}: {e}"))),
-            }
-        };
-        let status_text = match status {
-            Some(s) => match (s.code(), s.signal()) {
-                (Some(c), _) => format!("exit status {c}"),
-                (None, Some(sig)) => format!("killed by signal {sig}"),
-                _ => "ended".to_string(),
-            },
-            None => {
-                let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-                let _ = child.wait();
-                format!("timed out after {}s", timeout.as_secs_f32())
-            }
-        };
+        let mut out = unlinked_temp()?;
+        let status = run_bounded(argv, timeout, &out, &out)?;
         let mut text = String::new();
         let _ = out.seek(SeekFrom::Start(0));
         let _ = out.take(64 * 1024).read_to_string(&mut text);
-        let last_line = text.lines().rev().map(str::trim).find(|l| !l.is_empty()).map(str::to_string);
-        Ok(CheckOutcome { success: status.is_some_and(|s| s.success()), status: status_text, last_line })
+        Ok(CheckOutcome { success: status.0, status: status.1, last_line: last_line(&text) })
+    }
+
+    fn run_output(&self, argv: &[String], timeout: Duration, limit: usize) -> Result<CommandOutput, BackendError> {
+        let (mut out, mut err) = (unlinked_temp()?, unlinked_temp()?);
+        let status = run_bounded(argv, timeout, &out, &err)?;
+        let mut bytes = Vec::new();
+        let _ = out.seek(SeekFrom::Start(0));
+        let _ = out.take(limit as u64).read_to_end(&mut bytes);
+        let mut text = String::new();
+        let _ = err.seek(SeekFrom::Start(0));
+        let _ = err.take(64 * 1024).read_to_string(&mut text);
+        Ok(CommandOutput {
+            outcome: CheckOutcome { success: status.0, status: status.1, last_line: last_line(&text) },
+            stdout: String::from_utf8_lossy(&bytes).into_owned(),
+        })
     }
 
     fn find_program(&self, program: &str, path: &str) -> Option<PathBuf> {
