@@ -27,6 +27,7 @@
 mod deploy;
 mod master;
 mod mirror;
+pub mod params;
 mod signers;
 
 pub use master::create_master;
@@ -35,17 +36,14 @@ pub use signers::AllowedSigners;
 
 use std::path::{Path, PathBuf};
 
-/// Default state directory (mirrors and deployed trees).
-#[cfg(not(windows))]
-pub const STATE_DIR: &str = "/var/lib/hale";
-/// Default directory of per-repository settings for `hale repo`.
-#[cfg(not(windows))]
-pub const CONFIG_DIR: &str = "/etc/hale/repos.d";
-/// On Windows: beside the WSFC adapter's resource settings and run directory.
-#[cfg(windows)]
-pub const STATE_DIR: &str = r"C:\ProgramData\Hale";
-#[cfg(windows)]
-pub const CONFIG_DIR: &str = r"C:\ProgramData\Hale\repos.d";
+/// Default state directory (mirrors and deployed trees): the backend's, for this OS.
+pub use hale_backend::paths::STATE_DIR;
+
+/// The default directory of per-repository settings for `hale repo`: `repos.d` in the
+/// backend's configuration directory (`/etc/hale/repos.d`).
+pub fn default_config_dir() -> PathBuf {
+    Path::new(hale_backend::paths::CONFIG_DIR).join("repos.d")
+}
 
 /// Where mirrors, trees and settings live on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,7 +54,7 @@ pub struct Layout {
 
 impl Default for Layout {
     fn default() -> Layout {
-        Layout { state_dir: STATE_DIR.into(), config_dir: CONFIG_DIR.into() }
+        Layout { state_dir: STATE_DIR.into(), config_dir: default_config_dir() }
     }
 }
 
@@ -66,7 +64,7 @@ impl Layout {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
         Layout {
             state_dir: var("HALE_STATE_DIR").unwrap_or_else(|| STATE_DIR.into()),
-            config_dir: var("HALE_CONFIG_DIR").unwrap_or_else(|| CONFIG_DIR.into()),
+            config_dir: var("HALE_CONFIG_DIR").unwrap_or_else(default_config_dir),
         }
     }
     pub fn with_state_dir(state_dir: &Path) -> Layout {

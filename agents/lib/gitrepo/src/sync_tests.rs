@@ -83,7 +83,7 @@ fn a_local_master_deploys_read_only_fast_forwards_and_refuses_a_rewrite() {
     let layout = Layout::with_state_dir(&t.0.join("state"));
     let src = source(&master_path, VerifyMode::None, None);
 
-    let r = sync(&layout, &src, WAIT).unwrap();
+    let r = sync(&layout, &src, WAIT, None).unwrap();
     assert_eq!(r.deployed, Some(c1), "{:?}", r.problem());
     let m = Mirror::open(&layout, "ops").unwrap().unwrap();
     assert_eq!(m.current(), Some(c1.to_string()));
@@ -94,7 +94,7 @@ fn a_local_master_deploys_read_only_fast_forwards_and_refuses_a_rewrite() {
 
     // A fast-forward is accepted and `current` switches; the old tree stays.
     let c2 = commit(&master, &[("run.ps1", "Write-Output two\n")], Some(c1), Sign::No);
-    let r = sync(&layout, &src, WAIT).unwrap();
+    let r = sync(&layout, &src, WAIT, None).unwrap();
     assert_eq!(r.deployed, Some(c2));
     assert_eq!(m.current(), Some(c2.to_string()));
     let tree2 = layout.tree("ops", &c2.to_string());
@@ -103,7 +103,7 @@ fn a_local_master_deploys_read_only_fast_forwards_and_refuses_a_rewrite() {
 
     // A rewritten history is refused: the accepted commit keeps running.
     let c3 = commit(&master, &[("run.ps1", "Write-Output evil\n")], None, Sign::No);
-    let r = sync(&layout, &src, WAIT).unwrap();
+    let r = sync(&layout, &src, WAIT, None).unwrap();
     assert!(matches!(&r.check, Check::Refused { tip, reason } if *tip == c3 && reason.contains("history rewrite")));
     assert_eq!(r.deployed, Some(c2));
     assert_eq!(m.current(), Some(c2.to_string()));
@@ -118,7 +118,7 @@ fn a_local_master_deploys_read_only_fast_forwards_and_refuses_a_rewrite() {
     let mut ro = std::fs::metadata(left.join("half")).unwrap().permissions();
     ro.set_readonly(true);
     std::fs::set_permissions(left.join("half"), ro).unwrap();
-    m.deploy(c1).unwrap();
+    m.deploy(c1, None).unwrap();
     assert!(!left.exists(), "the dead writer's leftover is removed");
     assert!(tree1.is_dir(), "the tree is deployed again");
     assert_eq!(m.current(), Some(c2.to_string()), "deploying does not switch current");
@@ -137,13 +137,13 @@ fn only_commits_signed_by_an_allowed_key_are_deployed() {
     let src = source(&master_path, VerifyMode::Signed, Some(signers.clone()));
 
     let c1 = commit(&master, &[("job.ps1", "1\n")], None, Sign::With(&alice));
-    let r = sync(&layout, &src, WAIT).unwrap();
+    let r = sync(&layout, &src, WAIT, None).unwrap();
     assert_eq!(r.deployed, Some(c1), "{:?}", r.problem());
     assert!(r.signer.as_deref().is_some_and(|s| s.starts_with("alice@example.com (SHA256:")), "{:?}", r.signer);
 
     let refused = |sign: Sign, why: &str| {
         let tip = commit(&master, &[("job.ps1", "2\n")], Some(c1), sign);
-        let r = sync(&layout, &src, WAIT).unwrap();
+        let r = sync(&layout, &src, WAIT, None).unwrap();
         assert!(matches!(&r.check, Check::Refused { reason, .. } if reason.contains(why)), "{why}: {:?}", r.check);
         assert_eq!(r.deployed, Some(c1), "the last accepted commit stays");
         assert!(!layout.tree("ops", &tip.to_string()).exists(), "a refused commit is never checked out");
@@ -154,10 +154,10 @@ fn only_commits_signed_by_an_allowed_key_are_deployed() {
 
     // Alice signs a fast-forward: accepted again.
     let c2 = commit(&master, &[("job.ps1", "3\n")], Some(c1), Sign::With(&alice));
-    assert_eq!(sync(&layout, &src, WAIT).unwrap().deployed, Some(c2));
+    assert_eq!(sync(&layout, &src, WAIT, None).unwrap().deployed, Some(c2));
     // A key removed from allowed_signers: the running commit no longer verifies.
     std::fs::write(&signers, format!("bob@example.com {}\n", mallory.public_key().to_openssh().unwrap())).unwrap();
-    let r = sync(&layout, &src, WAIT).unwrap();
+    let r = sync(&layout, &src, WAIT, None).unwrap();
     assert!(
         matches!(&r.check, Check::Refused { reason, .. } if reason.contains("no longer verifies")),
         "{:?}",
