@@ -94,7 +94,7 @@ fn check_tree(repo: &Repository, tree: &Tree, at: &str, deadline: &Limit) -> Res
         if !seen.insert(name.to_string()) {
             return Err(format!("malformed tree: duplicate entry '{path}'"));
         }
-        check_mode(entry.filemode()).map_err(|e| format!("malformed tree at '{path}': {e}"))?;
+        check_mode(entry.filemode_raw()).map_err(|e| format!("malformed tree at '{path}': {e}"))?;
         let kind_ok = match entry.filemode() {
             0o040000 => entry.kind() == Some(ObjectType::Tree),
             0o160000 => true,
