@@ -55,7 +55,7 @@ pub fn seal_dir(dir: &Path, mode: u32) -> io::Result<()> {
         if fs::symlink_metadata(dir)?.is_dir() {
             Ok(())
         } else {
-            Err(io::Error::new(io::ErrorKind::Other, format!("{} is not a directory", dir.display())))
+            Err(io::Error::other(format!("{} is not a directory", dir.display())))
         }
     }
 }

@@ -84,6 +84,15 @@ pub(crate) fn check_mode(mode: i32) -> Result<(), String> {
     }
 }
 
+/// Refuse the tree of `commit` if `git fsck` would (see [`check_name`], [`check_mode`]).
+pub(crate) fn check_commit_tree(repo: &Repository, commit: Oid) -> Result<(), String> {
+    let tree = repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map_err(|e| format!("commit {}: {}", short(commit), e.message()))?;
+    check_tree(repo, &tree, "", &Limit { until: None, started: Instant::now(), commit })
+}
+
 /// Check `tree` and every tree under it before anything is written.
 fn check_tree(repo: &Repository, tree: &Tree, at: &str, deadline: &Limit) -> Result<(), String> {
     let mut seen = HashSet::new();

@@ -179,7 +179,12 @@ impl Mirror {
         }
         let deadline = Instant::now() + timeout;
         let mut callbacks = RemoteCallbacks::new();
+        // Both callbacks abort the fetch once the deadline passes: transfer progress comes
+        // with every chunk received (and every object indexed), sideband progress while a
+        // pack is being built (for a local master, by libgit2 in this process, which can take
+        // longer than the transfer itself).
         callbacks.transfer_progress(move |_| Instant::now() < deadline);
+        callbacks.sideband_progress(move |_| Instant::now() < deadline);
         let mut opts = FetchOptions::new();
         opts.download_tags(AutotagOption::None).remote_callbacks(callbacks);
         let result = self.repo.remote_anonymous(url).and_then(|mut remote| {
@@ -243,7 +248,7 @@ impl Mirror {
     }
 
     /// What the master's tip of `reference` means: nothing new, a commit that may run, or a
-    /// commit that must not (history rewrite, missing or bad signature).
+    /// commit that must not (history rewrite, missing or bad signature, malformed tree).
     pub fn check(&self, reference: &str, signers: Option<&AllowedSigners>) -> Check {
         let Some(tip) = self.incoming(reference) else {
             return Check::NoTip(format!("the master has no branch or tag '{reference}'"));
@@ -271,7 +276,9 @@ impl Mirror {
                 };
             }
         }
-        match self.verify_commit(tip, signers) {
+        // A tree git fsck refuses (duplicate entries, `.git`, `..`, ...) never becomes the
+        // accepted commit, signed or not: the last accepted one keeps running.
+        match self.verify_commit(tip, signers).and_then(|s| deploy::check_commit_tree(&self.repo, tip).map(|_| s)) {
             Ok(signer) => Check::Advance { tip, from, signer },
             Err(reason) => Check::Refused { tip, reason: format!("refused: {reason}") },
         }

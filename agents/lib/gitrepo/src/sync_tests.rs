@@ -243,15 +243,20 @@ fn a_malformed_tree_is_refused_and_nothing_is_written_through_a_link() {
     ];
     for (entries, why) in cases {
         let c = commit_tree(&master, raw_tree(&master, &entries));
-        let e = sync(&layout, &src, WAIT, None).unwrap_err();
-        assert!(e.contains("malformed tree") && e.contains(why), "{why}: {e}");
+        let r = sync(&layout, &src, WAIT, None).unwrap();
+        assert!(
+            matches!(&r.check, Check::Refused { tip, reason } if *tip == c && reason.contains("malformed tree") && reason.contains(why)),
+            "{why}: {:?}",
+            r.check
+        );
+        assert_eq!(r.deployed, None, "{why}: never accepted");
+        let e = Mirror::open(&layout, "ops").unwrap().unwrap().deploy(c, None).unwrap_err();
+        assert!(e.contains("malformed tree") && e.contains(why), "{why}: deploy refuses it too: {e}");
         assert!(!layout.tree("ops", &c.to_string()).exists());
         let left: Vec<_> = std::fs::read_dir(layout.deploy_dir("ops")).into_iter().flatten().flatten().collect();
         assert!(left.is_empty(), "{why}: nothing is written: {left:?}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "{why}");
         assert_eq!(std::fs::metadata(&victim).unwrap().permissions(), before, "{why}: never chmod through a link");
-        // The mirror forgets nothing, but the next commit is judged afresh.
-        Mirror::open(&layout, "ops").unwrap().unwrap().forget("master").unwrap();
     }
     // A well-formed tree with a link pointing outside deploys the link itself, unfollowed.
     let c = commit_tree(&master, raw_tree(&master, &[("100644", b"a", evil), ("120000", b"x", link)]));
