@@ -23,6 +23,25 @@
 //! A tree is written under `deploy/NAME/.incoming-COMMIT-PID` and renamed into place when
 //! complete, so a process killed during checkout leaves no half tree under a commit's name;
 //! the leftovers of dead processes are removed by the next deployment.
+//!
+//! Decisions about trust (the agents run as root):
+//!
+//! - **One mirror, one repository, one policy.** A mirror records the URL, `verify` and
+//!   `allowed_signers` it was created for (`hale.*` in its config); a [`Source`] with another
+//!   under the same name is refused with both named ([`Mirror::create`]), rather than keyed
+//!   apart: its accepted refs and `current` were produced under the recorded rules, and a
+//!   resource with `verify=signed` must never run what a `verify=none` resource (or another
+//!   master) accepted. Two such resources need two names.
+//! - **Key validity is judged by this node's clock**, when a commit is accepted and again
+//!   whenever it is about to be deployed to run ([`sync`]): `valid-before`/`valid-after` are
+//!   compared with now, not with the commit's date (which its author sets). A commit whose
+//!   signer was removed from `allowed_signers` or expired is not deployed, so nothing starts
+//!   it; a status check reports it as refused.
+//! - **A malformed tree is refused like a bad signature** (the checks of `git fsck`: duplicate
+//!   entries, `.`/`..`/`.git` and its NTFS/HFS+ aliases, `/`, `\` or NUL in a name, bad
+//!   modes), and a checkout never follows a symlink (see `deploy.rs`).
+//! - **Deadlines**: a fetch is abandoned at its timeout, a checkout at the deadline it is
+//!   given, each with a reason naming the step; an abandoned checkout leaves no tree.
 
 mod deploy;
 mod master;
