@@ -119,6 +119,83 @@ impl Master {
     pub fn head(&self) -> String {
         run(git(&self.work).args(["rev-parse", "HEAD"]))
     }
+
+    /// Write `data` as an object of `kind` straight into the bare master (`--literally`: no
+    /// check, so a malformed tree goes in as a hostile master would hold it). Returns its id.
+    pub fn object(&self, kind: &str, data: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = git(&self.bare)
+            .args(["hash-object", "-w", "--literally", "--stdin", "-t", kind])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("git hash-object");
+        child.stdin.take().expect("stdin").write_all(data).expect("write the object");
+        let out = child.wait_with_output().expect("git hash-object");
+        assert!(out.status.success(), "git hash-object -t {kind} failed");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A raw tree object of `entries` (mode, name, object id), in the order given, duplicates
+    /// kept: what `git mktree` would refuse to write.
+    pub fn raw_tree(&self, entries: &[(&str, &str, &str)]) -> String {
+        let mut data = Vec::new();
+        for (mode, name, id) in entries {
+            data.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+            data.extend((0..id.len() / 2).map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).expect("hex id")));
+        }
+        self.object("tree", &data)
+    }
+
+    /// Commit `tree` on top of the master's branch (signed by `key` if given) in the bare
+    /// repository and move master to it. The working clone is not updated.
+    pub fn commit_tree(&self, tree: &str, key: Option<&Key>, message: &str) -> String {
+        let parent = run(git(&self.bare).args(["rev-parse", "refs/heads/master"]));
+        let mut c = git(&self.bare);
+        if let Some(k) = key {
+            c.args(["-c", "gpg.format=ssh", "-c"]).arg(format!("user.signingkey={}", k.private.display()));
+            c.args(["commit-tree", "-S"]);
+        } else {
+            c.args(["commit-tree", "--no-gpg-sign"]);
+        }
+        let id = run(c.args([tree, "-p", &parent, "-m", message]));
+        run(git(&self.bare).args(["update-ref", "refs/heads/master", &id]));
+        id
+    }
+
+    /// A commit on top of the master's branch adding `count` distinct files of `size` bytes
+    /// (`data/NN/fI`), written with `git fast-import` (fast even for many files); signed by
+    /// `key` if given. Returns the commit id.
+    pub fn commit_many(&self, count: usize, size: usize, key: Option<&Key>) -> String {
+        use std::io::Write;
+        let parent = run(git(&self.bare).args(["rev-parse", "refs/heads/master"]));
+        let mut child =
+            git(&self.bare).args(["fast-import", "--quiet"]).stdin(Stdio::piped()).spawn().expect("git fast-import");
+        {
+            let mut w = std::io::BufWriter::new(child.stdin.take().expect("stdin"));
+            for i in 0..count {
+                let mut body = format!("file {i}\n").repeat(size / 8 + 1).into_bytes();
+                body.truncate(size);
+                write!(w, "blob\nmark :{}\ndata {}\n", i + 1, body.len()).unwrap();
+                w.write_all(&body).unwrap();
+                w.write_all(b"\n").unwrap();
+            }
+            write!(
+                w,
+                "commit refs/heads/hale-many\ncommitter Test <test@example.com> 1700000000 +0000\ndata 5\nmany\n"
+            )
+            .unwrap();
+            write!(w, "from {parent}\n").unwrap();
+            for i in 0..count {
+                write!(w, "M 100644 :{} data/{:02}/f{i}\n", i + 1, i % 64).unwrap();
+            }
+            w.write_all(b"\n").unwrap();
+        }
+        assert!(child.wait().expect("git fast-import").success(), "git fast-import failed");
+        let tree = run(git(&self.bare).args(["rev-parse", "refs/heads/hale-many^{tree}"]));
+        run(git(&self.bare).args(["update-ref", "-d", "refs/heads/hale-many"]));
+        self.commit_tree(&tree, key, "many files")
+    }
 }
 
 /// A `git daemon` serving `base` on 127.0.0.1, killed when dropped.

@@ -494,3 +494,147 @@ fn verify_none_runs_unsigned_commits_but_still_refuses_a_history_rewrite() {
     assert_eq!(s.running_commit(), two);
     assert_eq!(c.run("stop").code, 0);
 }
+
+#[test]
+fn a_signed_tree_with_a_duplicate_entry_never_writes_outside_its_tree() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new();
+    let c1 = s.master.head();
+    let c = s.script(&[]);
+    assert_eq!(c.run("start").code, 0);
+    let pid = s.processes();
+    // `x`: a symlink to a file outside, then a file `x` (git fsck: duplicateEntries).
+    let victim = s.dir.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = s.master.object("blob", victim.to_string_lossy().as_bytes());
+    let evil = s.master.object("blob", b"pwned\n");
+    let svc = s.master.object("blob", SERVICE.as_bytes());
+    let bin = s.master.raw_tree(&[("100755", "svc", &svc)]);
+    let tree = s.master.raw_tree(&[("40000", "bin", &bin), ("120000", "x", &link), ("100644", "x", &evil)]);
+    let bad = s.master.commit_tree(&tree, Some(&s.ops), "hostile");
+
+    let m = depth10(&c);
+    assert_eq!(m.code, 190, "{}", m.stderr);
+    assert!(reason(&m).contains("malformed tree: duplicate entry 'x'"), "{}", reason(&m));
+    let reload = c.run("reload-agent");
+    assert_eq!(reload.code, 0, "{}", reload.stderr);
+    assert_eq!((s.running_commit(), s.processes()), (c1.clone(), pid), "the hostile commit must not run");
+    assert!(!s.trees("state").contains(&bad), "the hostile tree was checked out");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "root wrote through the link");
+    assert_eq!(std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777, 0o644, "chmod through the link");
+    // A node that never accepted anything refuses it as well, and runs nothing.
+    let fresh = s
+        .script(&[("state_dir", &s.dir.join("state2").to_string_lossy())])
+        .env("OCF_RESOURCE_INSTANCE", &unique("gitscript-fresh"));
+    let out = fresh.run("start");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(reason(&out).contains("duplicate entry 'x'"), "{}", reason(&out));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    // gitsync turns red on it.
+    let g = gitsync(&s, &[]);
+    assert_eq!(g.run("start").code, 0);
+    let state = std::fs::read_to_string(s.dir.join("gitsync.state")).unwrap();
+    assert!(state.contains("health=red") && state.contains("duplicate entry"), "{state}");
+    assert_eq!(g.run("stop").code, 0);
+}
+
+#[test]
+fn resources_sharing_a_mirror_name_with_other_trust_rules_are_refused() {
+    let s = Setup::new();
+    // Both repositories are named "ops" by default: .../dev/ops.git (verify=none) and
+    // .../ops.git (signed), in one state directory.
+    let dev = Master::new(&s.dir.join("dev"));
+    dev.commit(&[("bin/svc", "#!/bin/sh\necho UNSIGNED RAN\nexec sleep 100000\n", true)], None, "dev");
+    let dev_ops = s.dir.join("dev/ops.git");
+    std::fs::rename(&dev.bare, &dev_ops).unwrap();
+    let prod_ops = s.dir.join("ops.git");
+    std::fs::rename(&s.master.bare, &prod_ops).unwrap();
+    let (dev_url, prod_url) = (dev_ops.to_string_lossy().to_string(), prod_ops.to_string_lossy().to_string());
+    let unsigned = s
+        .script(&[
+            ("repository", &dev_url),
+            ("verify", "none"),
+            ("pidfile", &s.dir.join("dev.pid").to_string_lossy()),
+            ("logfile", &s.dir.join("dev.log").to_string_lossy()),
+        ])
+        .unset("OCF_RESKEY_allowed_signers")
+        .env("OCF_RESOURCE_INSTANCE", &unique("gitscript-dev"));
+    let out = unsigned.run("start");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let signed = s.script(&[("repository", &prod_url)]);
+    let out = signed.run("start");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let why = reason(&out);
+    assert!(why.contains(&dev_url) && why.contains(&prod_url) && why.contains("verify=none"), "{why}");
+    assert!(s.processes().is_empty() && s.running_commit().is_empty(), "the signed resource ran nothing");
+    // Keyed apart with name=, the signed resource runs its own signed commit.
+    let own = s.script(&[("repository", &prod_url), ("name", "ops-prod")]);
+    let out = own.run("start");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(wait_for(Duration::from_secs(10), || s.log().contains("service at")), "{}", s.log());
+    assert!(!s.log().contains("UNSIGNED RAN"));
+    assert_eq!(own.run("stop").code, 0);
+    assert_eq!(unsigned.run("stop").code, 0);
+}
+
+#[test]
+fn a_commit_whose_signer_is_no_longer_trusted_does_not_start() {
+    let s = Setup::new();
+    let c = s.script(&[]);
+    assert_eq!(c.run("start").code, 0);
+    assert_eq!(c.run("stop").code, 0);
+    let mallory = Key::new(s.dir.path(), "mallory@example.com");
+    Key::allowed_signers(&s.allowed, &[&mallory]);
+    let out = c.run("start");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(reason(&out).contains("no longer verifies"), "{}", reason(&out));
+    assert!(s.processes().is_empty());
+}
+
+/// Start `c` with a 1 s timeout: it must end inside it, fail with a reason that says which step
+/// ran out of time, and leave no tree (whole or half) of `commit` behind.
+fn start_runs_out_of_time(s: &Setup, c: &Invocation, commit: &str) -> String {
+    let started = std::time::Instant::now();
+    let out = c.clone().timeout_ms(1000).run("start");
+    assert!(!out.timed_out, "start overran its 1 s timeout: {}", out.stderr);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.exit_reason_lines(), 1, "{}", out.stderr);
+    let why = reason(&out);
+    eprintln!("start with a 1 s timeout ended after {:?}: {why}", started.elapsed());
+    let deploy = s.dir.join("state/deploy/master");
+    let names: Vec<String> = std::fs::read_dir(&deploy)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(!names.iter().any(|n| n == commit || n.starts_with(".incoming-")), "a half tree is left: {names:?}");
+    assert!(s.processes().is_empty());
+    why
+}
+
+#[test]
+fn start_of_a_large_repository_ends_inside_its_timeout_with_a_true_reason() {
+    let s = Setup::new();
+    let big = s.master.commit_many(30000, 512, Some(&s.ops));
+    let c = s.script(&[]);
+    // Nothing fetched yet: the fetch or the checkout runs out of time, and says which.
+    let why = start_runs_out_of_time(&s, &c, &big);
+    assert!(
+        why.contains(&format!("checkout of {} did not finish within", &big[..12]))
+            || why.contains("fetch did not finish within"),
+        "{why}"
+    );
+    // With time enough, the whole tree deploys and runs.
+    let out = c.clone().timeout_ms(120_000).run("start");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(s.running_commit(), big);
+    let deploy = s.dir.join("state/deploy/master");
+    assert_eq!(walk(&deploy.join(&big)), 30000 + 1);
+    assert_eq!(c.run("stop").code, 0);
+    // The mirror is up to date and the tree gone: the checkout alone runs out of time.
+    std::fs::remove_dir_all(deploy.join(&big)).unwrap();
+    let why = start_runs_out_of_time(&s, &c, &big);
+    assert!(why.contains(&format!("checkout of {} did not finish within", &big[..12])), "{why}");
+}

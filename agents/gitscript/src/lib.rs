@@ -20,7 +20,8 @@
 pub mod periodic;
 
 use hale_daemon::{Config as Process, Daemon};
-use hale_gitrepo::{Check, Layout, Mirror, Source, VerifyMode};
+use hale_gitrepo::params::{fetch_budget, source_from, sync_deadline, validate_source, SOURCE_COUNT, SOURCE_PARAMS};
+use hale_gitrepo::{Check, Layout, Mirror, Source};
 use hale_ocf::{Action, ActionSpec, Agent, AgentInfo, Context, Failure, Kind, OcfResult, OcfStatus, Param, Values};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,48 +32,7 @@ pub const RUN_DIR: &str = hale_daemon::RUN_DIR;
 /// The hidden `hale` subcommand that runs periodic mode's supervisor.
 pub const SUPERVISE_COMMAND: &str = "gitscript-supervise";
 
-/// The parameters that name a repository and its trust rules, shared with `ocf:hale:gitsync`.
-#[macro_export]
-macro_rules! source_params {
-    () => {
-        [
-            hale_ocf::Param::new(
-                "repository",
-                "Master repository",
-                "The master git repository: an absolute path, a file:// or a git:// URL. Fetched \
-                 with libgit2 (no git process, no TLS/SSH transports).",
-            )
-            .required(),
-            hale_ocf::Param::new("ref", "Branch or tag", "The branch or tag to deploy.").default("master"),
-            hale_ocf::Param::new(
-                "name",
-                "Mirror name",
-                "The repository's name on this node: its mirror is STATE_DIR/repos/NAME.git and its \
-                 trees STATE_DIR/deploy/NAME/COMMIT. Default: the last part of repository, without \
-                 .git. Resources with the same name share the mirror.",
-            ),
-            hale_ocf::Param::new(
-                "verify",
-                "Verification",
-                "signed: the deployed commit must carry an SSH signature (git's gpg.format=ssh) by a \
-                 key in allowed_signers, else it never runs. none: any commit that fast-forwards runs.",
-            )
-            .kind(hale_ocf::Kind::Select(&["signed", "none"]))
-            .default("signed"),
-            hale_ocf::Param::new(
-                "allowed_signers",
-                "Allowed signers",
-                "The trusted keys, in git's allowed_signers format (principals [options] keytype \
-                 key). Required with verify=signed. Absolute path.",
-            ),
-            hale_ocf::Param::new("state_dir", "State directory", "Where mirrors and deployed trees live on this node.")
-                .default(hale_gitrepo::STATE_DIR),
-        ]
-    };
-}
-
-const SOURCE_COUNT: usize = 6;
-const SOURCE: [Param; SOURCE_COUNT] = source_params!();
+const SOURCE: [Param; SOURCE_COUNT] = SOURCE_PARAMS;
 
 const PARAMS: &[Param] = &[
     SOURCE[0],
@@ -207,35 +167,6 @@ impl Config {
     }
 }
 
-/// Build the repository settings from the shared parameters (used by gitsync too).
-pub fn source_from(v: &Values) -> OcfResult<(Source, Layout)> {
-    let url = v.str("repository").unwrap_or_default().to_string();
-    let source = Source {
-        name: v.str("name").map(str::to_string).unwrap_or_else(|| hale_gitrepo::name_from_url(&url)),
-        url,
-        reference: v.str("ref").unwrap_or("master").to_string(),
-        verify: v.str("verify").and_then(VerifyMode::parse).unwrap_or(VerifyMode::Signed),
-        allowed_signers: v.str("allowed_signers").map(PathBuf::from),
-    };
-    source.check().map_err(|e| Failure::configured(format!("parameter {e}").replace("parameter repository ", "")))?;
-    let state = v.str("state_dir").unwrap_or(hale_gitrepo::STATE_DIR);
-    if !Path::new(state).is_absolute() {
-        return Err(Failure::configured(format!("parameter state_dir='{state}' must be an absolute path")));
-    }
-    Ok((source, Layout::with_state_dir(Path::new(state))))
-}
-
-/// The node-local checks of the shared parameters: the trusted keys must be readable here.
-pub fn validate_source(source: &Source) -> OcfResult<()> {
-    source.signers().map(|_| ()).map_err(|e| Failure::args(format!("allowed_signers: {e}")))
-}
-
-/// How long a fetch may take inside this action: a third of what is left, at most 30 s.
-pub fn fetch_budget(ctx: &Context) -> Duration {
-    (ctx.deadline.remaining_with_margin(ctx.deadline.margin()) / 3)
-        .clamp(Duration::from_millis(200), Duration::from_secs(30))
-}
-
 fn short(c: &str) -> &str {
     &c[..c.len().min(12)]
 }
@@ -252,7 +183,8 @@ impl GitScript {
 
     /// Sync, deploy and return the accepted commit to run, with its tree.
     fn deploy(&self, c: &Config, ctx: &Context) -> OcfResult<(String, PathBuf)> {
-        let report = hale_gitrepo::sync(&c.layout, &c.source, fetch_budget(ctx)).map_err(Failure::generic)?;
+        let report = hale_gitrepo::sync(&c.layout, &c.source, fetch_budget(ctx), Some(sync_deadline(ctx)))
+            .map_err(Failure::generic)?;
         let Some(commit) = report.deployed else {
             let why = report.problem().unwrap_or_else(|| "nothing fetched".into());
             return Err(Failure::generic(format!("no verified commit to run: {why}")));

@@ -30,8 +30,8 @@
 use hale_backend::Processes;
 use hale_cluster::pacemaker::Pacemaker;
 use hale_cluster::{Attribute, Cached, Cluster, Publisher};
+use hale_gitrepo::params::{fetch_budget, source_from, sync_deadline, validate_source, SOURCE_COUNT, SOURCE_PARAMS};
 use hale_gitrepo::{Check, Layout, Mirror, Source};
-use hale_gitscript::{fetch_budget, source_from, source_params, validate_source};
 use hale_ocf::{Action, ActionSpec, Agent, AgentInfo, Context, Failure, Kind, OcfResult, OcfStatus, Param, Values};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -41,7 +41,7 @@ pub const ATTRIBUTE: &str = "#health-hale-gitsync";
 /// Where the default state files live (tmpfs: after a reboot gitsync is cleanly stopped).
 pub const RUN_DIR: &str = "/run/hale";
 
-const SOURCE: [Param; 6] = source_params!();
+const SOURCE: [Param; SOURCE_COUNT] = SOURCE_PARAMS;
 
 const PARAMS: &[Param] = &[
     SOURCE[0],
@@ -197,7 +197,7 @@ impl GitSync {
             s.reason = format!("cannot verify: {}", e.reason);
             return s;
         }
-        let report = match hale_gitrepo::sync(&c.layout, &c.source, fetch_budget(ctx)) {
+        let report = match hale_gitrepo::sync(&c.layout, &c.source, fetch_budget(ctx), Some(sync_deadline(ctx))) {
             Ok(r) => r,
             Err(e) => {
                 s.health = Some(Health::Red);

@@ -208,7 +208,7 @@ fn sync(layout: &Layout, only: Option<&str>, allow_rewrite: bool, timeout: u64) 
                 log::warn!("{name}: history rewrite allowed for this sync by the administrator");
             }
         }
-        match hale_gitrepo::sync(layout, source, Duration::from_secs(timeout)) {
+        match hale_gitrepo::sync(layout, source, Duration::from_secs(timeout), None) {
             Ok(r) => {
                 let deployed = r.deployed.map_or("nothing verified".into(), |c| c.to_string());
                 let signer = r.signer.as_ref().map(|s| format!(", new, signed by {s}")).unwrap_or_default();

@@ -14,6 +14,7 @@ pub mod linux;
 pub mod net;
 pub mod paths;
 pub mod process;
+pub mod readonly;
 pub mod signals;
 pub mod system;
 #[cfg(windows)]

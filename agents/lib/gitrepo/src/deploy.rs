@@ -6,160 +6,180 @@
 //! mode) and directories 0555 once complete, so a script cannot rewrite its own code and a
 //! tree always matches its commit id.
 //!
-//! On Windows, which has no mode bits and where a symlink needs a privilege a service account
-//! may lack (and Wine and some SMB shares do not provide): files get the read-only attribute
-//! (directories keep theirs: the attribute does not protect a directory on Windows; the state
-//! directory's ACL does), a symlink inside a tree is written as a small file holding its
-//! target (what Git for Windows does with `core.symlinks=false`), and `current` is a file
-//! holding the commit id, written under a temporary name and renamed over the old one, so it
-//! is switched just as atomically. The differences are all in the `os` module below.
+//! The commit's tree is checked as `git fsck` checks one before anything is written (see
+//! [`check_name`] and [`check_mode`]): a tree with two entries of one name, a `.`, `..` or
+//! `.git` entry (in any case, and the aliases NTFS and HFS+ resolve to `.git`), a name with
+//! `/`, `\` or NUL, an empty name or an unknown mode is refused whole. While writing, nothing
+//! is followed: files are created new with `O_NOFOLLOW`, modes are set through the open
+//! handle, a directory is sealed only after an `lstat`-style check (see
+//! `hale_backend::readonly`), so even a tree that slipped past the checks cannot make root
+//! write or chmod outside it. The OS differences (Windows has no mode bits and writes links
+//! as files, `current` as a file) are in `hale_backend::readonly`.
+//!
+//! A checkout is bounded by the deadline it is given: the deadline is checked before every
+//! entry and between the chunks of a large file, and a checkout that runs out removes its
+//! temporary tree and says so ("checkout of COMMIT did not finish within Xs").
 
 use crate::mirror::short;
 use crate::Layout;
 use git2::{ObjectType, Oid, Repository, Tree};
+use hale_backend::readonly;
+use std::collections::HashSet;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 const INCOMING: &str = ".incoming-";
 const LINK_TMP: &str = ".current-";
+/// Bytes written between two looks at the deadline.
+const CHUNK: usize = 1 << 20;
 
 fn io(what: &Path, e: std::io::Error) -> String {
     format!("{}: {e}", what.display())
 }
 
-fn set_mode(p: &Path, mode: u32) -> Result<(), String> {
-    os::set_mode(p, mode).map_err(|e| io(p, e))
+/// Code points HFS+ ignores when it compares names (git's `is_hfs_dotgit`): `.g\u{200c}it`
+/// is `.git` there.
+fn hfs_ignored(c: char) -> bool {
+    matches!(c, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}')
 }
 
-/// Linux: mode bits, symlinks, /proc.
-#[cfg(unix)]
-mod os {
-    use std::fs;
-    use std::io;
-    use std::os::unix::fs::{symlink, PermissionsExt};
-    use std::path::Path;
-
-    pub fn set_mode(p: &Path, mode: u32) -> io::Result<()> {
-        fs::set_permissions(p, fs::Permissions::from_mode(mode))
-    }
-    /// Make `p` removable by its owner: a directory needs its write bit back.
-    pub fn make_removable(p: &Path, meta: &fs::Metadata) {
-        if meta.is_dir() {
-            let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o755));
-        }
-    }
-    pub fn link_in_tree(target: &str, path: &Path) -> io::Result<()> {
-        symlink(target, path)
-    }
-    pub fn alive(pid: u32) -> bool {
-        Path::new(&format!("/proc/{pid}")).exists()
-    }
-    /// `current` is a symlink to the commit's directory (relative: the commit id).
-    pub fn write_pointer(path: &Path, commit: &str) -> io::Result<()> {
-        symlink(commit, path)
-    }
-    pub fn read_pointer(path: &Path) -> Option<String> {
-        let t = fs::read_link(path).ok()?;
-        t.file_name().map(|n| n.to_string_lossy().to_string())
-    }
+/// Would a checkout of `name` on some file system be `.git` (git's `verify_path` with
+/// `core.protectNTFS` and `core.protectHFS`, both on here whatever the OS: a tree is deployed
+/// on Linux and Windows nodes alike)? NTFS drops trailing dots and spaces, resolves the 8.3
+/// short name `git~1` and the stream syntax `.git::$INDEX_ALLOCATION`; HFS+ folds case and
+/// ignores some code points.
+fn is_dotgit(name: &str) -> bool {
+    let folded: String = name.chars().filter(|c| !hfs_ignored(*c)).collect::<String>().to_lowercase();
+    let base = folded.split(':').next().unwrap_or("");
+    let base = base.trim_end_matches(['.', ' ']);
+    base == ".git" || base == "git~1"
 }
 
-/// Windows: the read-only attribute, symlinks as files, `current` as a file, OpenProcess.
-#[cfg(windows)]
-mod os {
-    use std::fs;
-    use std::io::{self, Write};
-    use std::path::Path;
+/// Refuse a name `git fsck` refuses (or that could escape or alias the tree somewhere).
+pub(crate) fn check_name(name: &[u8]) -> Result<&str, String> {
+    let text = std::str::from_utf8(name).map_err(|_| format!("a file name is not UTF-8 ({name:?})"))?;
+    if text.is_empty() {
+        return Err("an entry has an empty name".into());
+    }
+    if text.contains(['/', '\\', '\0']) {
+        return Err(format!("entry name {text:?} contains '/', '\\' or NUL"));
+    }
+    if text == "." || text == ".." || text.trim_end_matches(['.', ' ']).is_empty() {
+        return Err(format!("entry name {text:?} is '.' or '..'"));
+    }
+    if is_dotgit(text) {
+        return Err(format!("entry name {text:?} is .git (or what NTFS or HFS+ read as .git)"));
+    }
+    Ok(text)
+}
 
-    /// Files without a write bit get the read-only attribute; directories are left as they
-    /// are (the attribute means nothing for a directory's contents on Windows).
-    pub fn set_mode(p: &Path, mode: u32) -> io::Result<()> {
-        let meta = fs::metadata(p)?;
-        if meta.is_dir() {
-            return Ok(());
-        }
-        let mut perm = meta.permissions();
-        perm.set_readonly(mode & 0o222 == 0);
-        fs::set_permissions(p, perm)
-    }
-    /// Make `p` removable: Windows refuses to delete a read-only file.
-    pub fn make_removable(p: &Path, meta: &fs::Metadata) {
-        let mut perm = meta.permissions();
-        if perm.readonly() {
-            #[allow(clippy::permissions_set_readonly_false)] // Windows: clears the attribute only
-            perm.set_readonly(false);
-            let _ = fs::set_permissions(p, perm);
-        }
-    }
-    /// A symlink in the tree becomes a file holding its target, as Git for Windows writes it
-    /// with `core.symlinks=false`.
-    pub fn link_in_tree(target: &str, path: &Path) -> io::Result<()> {
-        fs::write(path, target)?;
-        set_mode(path, 0o444)
-    }
-    pub fn alive(pid: u32) -> bool {
-        use windows_sys::Win32::Foundation::{CloseHandle, STILL_ACTIVE};
-        use windows_sys::Win32::System::Threading::{
-            GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
-        };
-        // SAFETY: the handle is checked and closed; GetExitCodeProcess writes one u32.
-        unsafe {
-            let h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
-            if h.is_null() {
-                // Access denied means it exists (another user's process); gone otherwise.
-                return io::Error::last_os_error().raw_os_error() == Some(5);
-            }
-            let mut code = 0u32;
-            let ok = GetExitCodeProcess(h, &mut code) != 0;
-            CloseHandle(h);
-            ok && code == STILL_ACTIVE as u32
-        }
-    }
-    /// `current` is a file holding the commit id (no symlink privilege needed), flushed
-    /// before it is renamed into place.
-    pub fn write_pointer(path: &Path, commit: &str) -> io::Result<()> {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
-        f.write_all(format!("{commit}\n").as_bytes())?;
-        f.sync_all()
-    }
-    pub fn read_pointer(path: &Path) -> Option<String> {
-        let t = fs::read_to_string(path).ok()?;
-        let c = t.trim();
-        (c.len() >= 40 && c.chars().all(|x| x.is_ascii_hexdigit())).then(|| c.to_string())
+/// The modes git writes (fsck's badFilemode for anything else; 100664 is what old git wrote
+/// for 100644 and is read as such).
+pub(crate) fn check_mode(mode: i32) -> Result<(), String> {
+    match mode {
+        0o040000 | 0o100644 | 0o100664 | 0o100755 | 0o120000 | 0o160000 => Ok(()),
+        m => Err(format!("bad file mode {m:o}")),
     }
 }
 
-/// Write `tree` into the existing directory `dir`.
-fn write_tree(repo: &Repository, tree: &Tree, dir: &Path) -> Result<(), String> {
+/// Refuse the tree of `commit` if `git fsck` would (see [`check_name`], [`check_mode`]).
+pub(crate) fn check_commit_tree(repo: &Repository, commit: Oid) -> Result<(), String> {
+    let tree = repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map_err(|e| format!("commit {}: {}", short(commit), e.message()))?;
+    check_tree(repo, &tree, "", &Limit { until: None, started: Instant::now(), commit })
+}
+
+/// Check `tree` and every tree under it before anything is written.
+fn check_tree(repo: &Repository, tree: &Tree, at: &str, deadline: &Limit) -> Result<(), String> {
+    let mut seen = HashSet::new();
     for entry in tree.iter() {
-        let name = entry.name().map_err(|_| format!("a file name in {} is not UTF-8", dir.display()))?;
-        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
-            return Err(format!("unsafe file name '{name}' in the tree"));
+        deadline.check()?;
+        let name = check_name(entry.name_bytes()).map_err(|e| format!("malformed tree at '{at}': {e}"))?;
+        let path = if at.is_empty() { name.to_string() } else { format!("{at}/{name}") };
+        if !seen.insert(name.to_string()) {
+            return Err(format!("malformed tree: duplicate entry '{path}'"));
         }
+        check_mode(entry.filemode_raw()).map_err(|e| format!("malformed tree at '{path}': {e}"))?;
+        let kind_ok = match entry.filemode() {
+            0o040000 => entry.kind() == Some(ObjectType::Tree),
+            0o160000 => true,
+            _ => entry.kind() == Some(ObjectType::Blob),
+        };
+        if !kind_ok {
+            return Err(format!("malformed tree at '{path}': mode {:o} does not match the object", entry.filemode()));
+        }
+        if entry.kind() == Some(ObjectType::Tree) {
+            let sub = repo.find_tree(entry.id()).map_err(|e| format!("{path}: {}", e.message()))?;
+            check_tree(repo, &sub, &path, deadline)?;
+        }
+    }
+    Ok(())
+}
+
+/// The deadline of one checkout, if any.
+struct Limit {
+    until: Option<Instant>,
+    started: Instant,
+    commit: Oid,
+}
+
+impl Limit {
+    fn check(&self) -> Result<(), String> {
+        match self.until {
+            Some(u) if Instant::now() >= u => Err(format!(
+                "checkout of {} did not finish within {:.1}s",
+                short(self.commit),
+                u.saturating_duration_since(self.started).as_secs_f32()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Write `data` to the new file `path` with `mode`, looking at the deadline between chunks.
+fn write_file(path: &Path, data: &[u8], mode: u32, limit: &Limit) -> Result<(), String> {
+    let mut f = readonly::create_file(path, 0o600).map_err(|e| io(path, e))?;
+    for chunk in data.chunks(CHUNK) {
+        limit.check()?;
+        f.write_all(chunk).map_err(|e| io(path, e))?;
+    }
+    readonly::seal_file(&f, mode).map_err(|e| io(path, e))
+}
+
+/// Write the (checked) `tree` into the new, empty directory `dir`.
+fn write_tree(repo: &Repository, tree: &Tree, dir: &Path, limit: &Limit) -> Result<(), String> {
+    for entry in tree.iter() {
+        limit.check()?;
+        let name = check_name(entry.name_bytes())?;
         let path = dir.join(name);
         match entry.kind() {
             Some(ObjectType::Tree) => {
                 let sub = repo.find_tree(entry.id()).map_err(|e| e.message().to_string())?;
+                // mkdir fails on anything already there, a link included.
                 fs::create_dir(&path).map_err(|e| io(&path, e))?;
-                write_tree(repo, &sub, &path)?;
-                set_mode(&path, 0o555)?;
+                write_tree(repo, &sub, &path, limit)?;
+                readonly::seal_dir(&path, 0o555).map_err(|e| io(&path, e))?;
             }
             Some(ObjectType::Blob) => {
                 let blob = repo.find_blob(entry.id()).map_err(|e| e.message().to_string())?;
                 if entry.filemode() == 0o120000 {
                     let target = std::str::from_utf8(blob.content())
                         .map_err(|_| format!("symlink {} has a non-UTF-8 target", path.display()))?;
-                    os::link_in_tree(target, &path).map_err(|e| io(&path, e))?;
+                    readonly::create_link(target, &path).map_err(|e| io(&path, e))?;
                 } else {
-                    fs::write(&path, blob.content()).map_err(|e| io(&path, e))?;
-                    set_mode(&path, if entry.filemode() & 0o111 != 0 { 0o555 } else { 0o444 })?;
+                    let mode = if entry.filemode() & 0o111 != 0 { 0o555 } else { 0o444 };
+                    write_file(&path, blob.content(), mode, limit)?;
                 }
             }
             // A submodule (a commit in the tree): not fetched; leave an empty directory.
             Some(ObjectType::Commit) => {
                 log::warn!("submodule {} is not deployed (submodules are not supported)", path.display());
                 fs::create_dir(&path).map_err(|e| io(&path, e))?;
-                set_mode(&path, 0o555)?;
+                readonly::seal_dir(&path, 0o555).map_err(|e| io(&path, e))?;
             }
             _ => return Err(format!("unexpected object at {}", path.display())),
         }
@@ -171,7 +191,7 @@ fn write_tree(repo: &Repository, tree: &Tree, dir: &Path) -> Result<(), String> 
 pub(crate) fn remove_tree(path: &Path) -> std::io::Result<()> {
     fn writable(p: &Path) {
         if let Ok(meta) = fs::symlink_metadata(p) {
-            os::make_removable(p, &meta);
+            readonly::make_removable(p, &meta);
             if meta.is_dir() {
                 if let Ok(rd) = fs::read_dir(p) {
                     for e in rd.flatten() {
@@ -187,7 +207,7 @@ pub(crate) fn remove_tree(path: &Path) -> std::io::Result<()> {
 
 /// Is this pid alive? (A leftover of a live writer must not be removed under it.)
 fn alive(pid: &str) -> bool {
-    pid.parse::<u32>().is_ok_and(os::alive)
+    pid.parse::<u32>().is_ok_and(readonly::pid_alive)
 }
 
 /// Remove the temporary trees and links that dead writers left behind.
@@ -209,27 +229,40 @@ fn clean_leftovers(dir: &Path) {
     }
 }
 
-/// Deploy `commit` to `deploy/NAME/COMMIT` unless it is there already; returns the tree.
-pub(crate) fn deploy(repo: &Repository, layout: &Layout, name: &str, commit: Oid) -> Result<PathBuf, String> {
+/// Deploy `commit` to `deploy/NAME/COMMIT` unless it is there already; returns the tree. A
+/// malformed tree is refused before anything is written; `until` bounds the checkout.
+pub(crate) fn deploy(
+    repo: &Repository,
+    layout: &Layout,
+    name: &str,
+    commit: Oid,
+    until: Option<Instant>,
+) -> Result<PathBuf, String> {
     let dir = layout.deploy_dir(name);
     let target = dir.join(commit.to_string());
-    if target.is_dir() {
+    if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
         return Ok(target);
     }
-    fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    clean_leftovers(&dir);
-    let tmp = dir.join(format!("{INCOMING}{commit}-{}", std::process::id()));
-    if tmp.exists() {
-        remove_tree(&tmp).map_err(|e| io(&tmp, e))?;
-    }
+    let limit = Limit { until, started: Instant::now(), commit };
     let tree = repo
         .find_commit(commit)
         .and_then(|c| c.tree())
         .map_err(|e| format!("commit {}: {}", short(commit), e.message()))?;
+    check_tree(repo, &tree, "", &limit).map_err(|e| format!("commit {} not deployed: {e}", short(commit)))?;
+    hale_backend::files::ensure_dir(&dir, 0o755).map_err(|e| io(&dir, e))?;
+    clean_leftovers(&dir);
+    let tmp = dir.join(format!("{INCOMING}{commit}-{}", std::process::id()));
+    if fs::symlink_metadata(&tmp).is_ok() {
+        remove_tree(&tmp).map_err(|e| io(&tmp, e))?;
+    }
     fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
-    if let Err(e) = write_tree(repo, &tree, &tmp) {
+    if let Err(e) = write_tree(repo, &tree, &tmp, &limit) {
         let _ = remove_tree(&tmp);
-        return Err(format!("checkout of {} failed: {e}", short(commit)));
+        return Err(if e.starts_with("checkout of") {
+            e
+        } else {
+            format!("checkout of {} failed: {e}", short(commit))
+        });
     }
     // Renaming a directory needs write permission on it (its `..` entry): read-only after.
     match fs::rename(&tmp, &target) {
@@ -239,21 +272,62 @@ pub(crate) fn deploy(repo: &Repository, layout: &Layout, name: &str, commit: Oid
         }
         Err(e) => return Err(io(&target, e)),
     }
-    set_mode(&target, 0o555)?;
+    readonly::seal_dir(&target, 0o555).map_err(|e| io(&target, e))?;
     Ok(target)
 }
 
-/// Switch `current` to `commit`: a new link (Windows: pointer file) under a temporary name,
-/// renamed over the old one.
+/// Switch `current` to `commit` atomically (see `hale_backend::readonly::write_pointer`).
 pub(crate) fn set_current(layout: &Layout, name: &str, commit: Oid) -> Result<(), String> {
     let dir = layout.deploy_dir(name);
     let tmp = dir.join(format!("{LINK_TMP}{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    os::write_pointer(&tmp, &commit.to_string()).map_err(|e| io(&tmp, e))?;
-    fs::rename(&tmp, layout.current(name)).map_err(|e| io(&layout.current(name), e))
+    let current = layout.current(name);
+    readonly::write_pointer(&current, &tmp, &commit.to_string()).map_err(|e| io(&current, e))
 }
 
 /// The commit id `current` points at.
 pub(crate) fn current(layout: &Layout, name: &str) -> Option<String> {
-    os::read_pointer(&layout.current(name))
+    let c = readonly::read_pointer(&layout.current(name))?;
+    (c.len() >= 40 && c.chars().all(|x| x.is_ascii_hexdigit())).then_some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_git_fsck_refuses_are_refused() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".git",
+            ".GIT",
+            ".Git",
+            ".git.",
+            ".git ",
+            ".git. .",
+            "git~1",
+            "GIT~1",
+            ".git::$INDEX_ALLOCATION",
+            ".g\u{200c}it",
+            "\u{feff}.git",
+            "a/b",
+            "a\\b",
+            "a\0b",
+            "...",
+            " ",
+        ] {
+            assert!(check_name(bad.as_bytes()).is_err(), "{bad:?} accepted");
+        }
+        for good in ["a", ".gitignore", ".gitmodules", "git", ".github", "x.git", "..a", "git~2"] {
+            assert_eq!(check_name(good.as_bytes()), Ok(good));
+        }
+        assert!(check_name(b"\xff").is_err());
+        for m in [0o040000, 0o100644, 0o100755, 0o120000, 0o160000] {
+            assert!(check_mode(m).is_ok());
+        }
+        for m in [0o100777, 0o100600, 0o000000, 0o140000] {
+            assert!(check_mode(m).is_err(), "{m:o}");
+        }
+    }
 }

@@ -23,10 +23,30 @@
 //! A tree is written under `deploy/NAME/.incoming-COMMIT-PID` and renamed into place when
 //! complete, so a process killed during checkout leaves no half tree under a commit's name;
 //! the leftovers of dead processes are removed by the next deployment.
+//!
+//! Decisions about trust (the agents run as root):
+//!
+//! - **One mirror, one repository, one policy.** A mirror records the URL, `verify` and
+//!   `allowed_signers` it was created for (`hale.*` in its config); a [`Source`] with another
+//!   under the same name is refused with both named ([`Mirror::create`]), rather than keyed
+//!   apart: its accepted refs and `current` were produced under the recorded rules, and a
+//!   resource with `verify=signed` must never run what a `verify=none` resource (or another
+//!   master) accepted. Two such resources need two names.
+//! - **Key validity is judged by this node's clock**, when a commit is accepted and again
+//!   whenever it is about to be deployed to run ([`sync`]): `valid-before`/`valid-after` are
+//!   compared with now, not with the commit's date (which its author sets). A commit whose
+//!   signer was removed from `allowed_signers` or expired is not deployed, so nothing starts
+//!   it; a status check reports it as refused.
+//! - **A malformed tree is refused like a bad signature** (the checks of `git fsck`: duplicate
+//!   entries, `.`/`..`/`.git` and its NTFS/HFS+ aliases, `/`, `\` or NUL in a name, bad
+//!   modes), and a checkout never follows a symlink (see `deploy.rs`).
+//! - **Deadlines**: a fetch is abandoned at its timeout, a checkout at the deadline it is
+//!   given, each with a reason naming the step; an abandoned checkout leaves no tree.
 
 mod deploy;
 mod master;
 mod mirror;
+pub mod params;
 mod signers;
 
 pub use master::create_master;
@@ -35,17 +55,14 @@ pub use signers::AllowedSigners;
 
 use std::path::{Path, PathBuf};
 
-/// Default state directory (mirrors and deployed trees).
-#[cfg(not(windows))]
-pub const STATE_DIR: &str = "/var/lib/hale";
-/// Default directory of per-repository settings for `hale repo`.
-#[cfg(not(windows))]
-pub const CONFIG_DIR: &str = "/etc/hale/repos.d";
-/// On Windows: beside the WSFC adapter's resource settings and run directory.
-#[cfg(windows)]
-pub const STATE_DIR: &str = r"C:\ProgramData\Hale";
-#[cfg(windows)]
-pub const CONFIG_DIR: &str = r"C:\ProgramData\Hale\repos.d";
+/// Default state directory (mirrors and deployed trees): the backend's, for this OS.
+pub use hale_backend::paths::STATE_DIR;
+
+/// The default directory of per-repository settings for `hale repo`: `repos.d` in the
+/// backend's configuration directory (`/etc/hale/repos.d`).
+pub fn default_config_dir() -> PathBuf {
+    Path::new(hale_backend::paths::CONFIG_DIR).join("repos.d")
+}
 
 /// Where mirrors, trees and settings live on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,7 +73,7 @@ pub struct Layout {
 
 impl Default for Layout {
     fn default() -> Layout {
-        Layout { state_dir: STATE_DIR.into(), config_dir: CONFIG_DIR.into() }
+        Layout { state_dir: STATE_DIR.into(), config_dir: default_config_dir() }
     }
 }
 
@@ -66,7 +83,7 @@ impl Layout {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
         Layout {
             state_dir: var("HALE_STATE_DIR").unwrap_or_else(|| STATE_DIR.into()),
-            config_dir: var("HALE_CONFIG_DIR").unwrap_or_else(|| CONFIG_DIR.into()),
+            config_dir: var("HALE_CONFIG_DIR").unwrap_or_else(default_config_dir),
         }
     }
     pub fn with_state_dir(state_dir: &Path) -> Layout {

@@ -29,21 +29,15 @@ pub enum Check {
     NoTip(String),
 }
 
-/// The characters that end a path component in a repository URL or path (Windows paths use
-/// backslashes too: `C:\git\ops.git` → `ops`).
-#[cfg(not(windows))]
-const URL_SEPARATORS: [char; 2] = ['/', ':'];
-#[cfg(windows)]
-const URL_SEPARATORS: [char; 3] = ['/', ':', '\\'];
-/// Trailing separators ignored.
-#[cfg(not(windows))]
-const TRAILING: [char; 1] = ['/'];
-#[cfg(windows)]
-const TRAILING: [char; 2] = ['/', '\\'];
+/// Does `c` end a path component in a repository URL or path? `/`, `:`, and what this OS
+/// separates paths with (Windows: `\` too, so `C:\git\ops.git` → `ops`).
+fn url_separator(c: char) -> bool {
+    c == ':' || std::path::is_separator(c)
+}
 
 /// The short name of a repository from its URL or path: `/srv/git/ops.git` → `ops`.
 pub fn name_from_url(url: &str) -> String {
-    let last = url.trim_end_matches(TRAILING).rsplit(URL_SEPARATORS).next().unwrap_or("");
+    let last = url.trim_end_matches(|c| c != ':' && url_separator(c)).rsplit(url_separator).next().unwrap_or("");
     let last = last.strip_suffix(".git").unwrap_or(last);
     let name: String =
         last.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect();
@@ -62,6 +56,14 @@ pub(crate) fn short(oid: Oid) -> String {
 
 fn gerr(what: &str, e: git2::Error) -> String {
     format!("{what}: {}", e.message())
+}
+
+/// The trust policy of `s`, for messages and for telling two apart.
+fn policy(s: &Source) -> String {
+    match (s.verify, &s.allowed_signers) {
+        (VerifyMode::Signed, Some(p)) => format!("verify=signed, allowed_signers={}", p.display()),
+        (v, _) => format!("verify={}", v.as_str()),
+    }
 }
 
 /// One repository's mirror on this node.
@@ -84,12 +86,18 @@ impl Mirror {
 
     /// The mirror of `source`, created if missing; its settings are recorded in the mirror's
     /// git config (`hale.*`) so that `hale repo` finds them for mirrors the agents created.
+    ///
+    /// A mirror belongs to one repository and one trust policy: its accepted commits were
+    /// accepted under them. A `source` with another URL, another `verify` or (signed) another
+    /// `allowed_signers` under the same name is refused with both named, so that a resource
+    /// with `verify=signed` never takes a commit a `verify=none` resource (or another master)
+    /// accepted into a shared mirror.
     pub fn create(layout: &Layout, source: &Source) -> Result<Mirror, String> {
         let path = layout.mirror(&source.name);
         let repo = if path.exists() {
             Repository::open_bare(&path).map_err(|e| gerr(&format!("mirror {}", path.display()), e))?
         } else {
-            std::fs::create_dir_all(layout.mirrors())
+            hale_backend::files::ensure_dir(&layout.mirrors(), 0o755)
                 .map_err(|e| format!("cannot create {}: {e}", layout.mirrors().display()))?;
             // Created under a temporary name and renamed: a killed init leaves no broken mirror.
             let tmp = layout.mirrors().join(format!(".{}-{}.git", source.name, std::process::id()));
@@ -102,8 +110,26 @@ impl Mirror {
             Repository::open_bare(&path).map_err(|e| gerr(&format!("mirror {}", path.display()), e))?
         };
         let m = Mirror { repo, name: source.name.clone(), layout: layout.clone() };
+        m.check_owner(source)?;
         m.record(source)?;
         Ok(m)
+    }
+
+    /// Refuse `s` if the mirror records another repository or trust policy.
+    fn check_owner(&self, s: &Source) -> Result<(), String> {
+        let Some(rec) = self.recorded_source() else { return Ok(()) };
+        if rec.url == s.url && policy(&rec) == policy(s) {
+            return Ok(());
+        }
+        Err(format!(
+            "mirror {} is of {} ({}), not of {} ({}): resources sharing a mirror must share the \
+             repository and its verification; give this one its own name",
+            self.repo.path().display(),
+            rec.url,
+            policy(&rec),
+            s.url,
+            policy(s)
+        ))
     }
 
     fn record(&self, s: &Source) -> Result<(), String> {
@@ -153,7 +179,12 @@ impl Mirror {
         }
         let deadline = Instant::now() + timeout;
         let mut callbacks = RemoteCallbacks::new();
+        // Both callbacks abort the fetch once the deadline passes: transfer progress comes
+        // with every chunk received (and every object indexed), sideband progress while a
+        // pack is being built (for a local master, by libgit2 in this process, which can take
+        // longer than the transfer itself).
         callbacks.transfer_progress(move |_| Instant::now() < deadline);
+        callbacks.sideband_progress(move |_| Instant::now() < deadline);
         let mut opts = FetchOptions::new();
         opts.download_tags(AutotagOption::None).remote_callbacks(callbacks);
         let result = self.repo.remote_anonymous(url).and_then(|mut remote| {
@@ -165,9 +196,10 @@ impl Mirror {
         });
         match result {
             Ok(()) => Ok(()),
-            Err(_) if Instant::now() >= deadline => {
-                Err(FetchError(format!("cannot fetch {url}: no answer within {:.0}s", timeout.as_secs_f32())))
-            }
+            Err(_) if Instant::now() >= deadline => Err(FetchError(format!(
+                "cannot fetch {url}: the fetch did not finish within {:.1}s",
+                timeout.as_secs_f32()
+            ))),
             Err(e) => Err(FetchError(format!("cannot fetch {url}: {}", e.message()))),
         }
     }
@@ -206,13 +238,17 @@ impl Mirror {
             }
             Err(e) => return Err(gerr(&format!("commit {}", short(commit)), e)),
         };
-        let time = self.repo.find_commit(commit).map(|c| c.time().seconds()).unwrap_or(0);
+        // Key validity is judged now, by this node's clock: the commit's own date is whatever
+        // its author wrote (GIT_COMMITTER_DATE), so a revoked or expired key could backdate.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let sig = std::str::from_utf8(&sig).map_err(|_| format!("commit {}: signature is not text", short(commit)))?;
-        signers.verify(sig, &data, time).map_err(|e| format!("commit {}: {e}", short(commit)))
+        signers.verify(sig, &data, now).map_err(|e| format!("commit {}: {e}", short(commit)))
     }
 
     /// What the master's tip of `reference` means: nothing new, a commit that may run, or a
-    /// commit that must not (history rewrite, missing or bad signature).
+    /// commit that must not (history rewrite, missing or bad signature, malformed tree).
     pub fn check(&self, reference: &str, signers: Option<&AllowedSigners>) -> Check {
         let Some(tip) = self.incoming(reference) else {
             return Check::NoTip(format!("the master has no branch or tag '{reference}'"));
@@ -240,7 +276,9 @@ impl Mirror {
                 };
             }
         }
-        match self.verify_commit(tip, signers) {
+        // A tree git fsck refuses (duplicate entries, `.git`, `..`, ...) never becomes the
+        // accepted commit, signed or not: the last accepted one keeps running.
+        match self.verify_commit(tip, signers).and_then(|s| deploy::check_commit_tree(&self.repo, tip).map(|_| s)) {
             Ok(signer) => Check::Advance { tip, from, signer },
             Err(reason) => Check::Refused { tip, reason: format!("refused: {reason}") },
         }
@@ -268,9 +306,10 @@ impl Mirror {
         self.repo.find_commit(commit).and_then(|c| c.tree()).and_then(|t| t.get_path(Path::new(path))).is_ok()
     }
 
-    /// The tree of `commit`, checked out read-only (idempotent).
-    pub fn deploy(&self, commit: Oid) -> Result<PathBuf, String> {
-        deploy::deploy(&self.repo, &self.layout, &self.name, commit)
+    /// The tree of `commit`, checked out read-only (idempotent), by `until` if given. A
+    /// malformed tree (what `git fsck` refuses) is never written.
+    pub fn deploy(&self, commit: Oid, until: Option<Instant>) -> Result<PathBuf, String> {
+        deploy::deploy(&self.repo, &self.layout, &self.name, commit, until)
     }
 
     /// Point `current` at the deployed `commit`, atomically.
@@ -309,18 +348,25 @@ impl SyncReport {
     }
 }
 
-/// Bring the mirror of `source` up to date: fetch (within `timeout`), accept the master's tip
-/// if it fast-forwards and verifies, deploy the accepted commit and switch `current` to it.
-/// Events are logged with the commit id and signer. A refused tip leaves the last accepted
-/// commit deployed.
-pub fn sync(layout: &Layout, source: &Source, timeout: Duration) -> Result<SyncReport, String> {
+/// Bring the mirror of `source` up to date: fetch (within `fetch_timeout`), accept the
+/// master's tip if it fast-forwards and verifies, deploy the accepted commit (by `until`, if
+/// given) and switch `current` to it. Events are logged with the commit id and signer. A
+/// refused tip leaves the last accepted commit deployed, if that commit still verifies against
+/// the keys trusted now: a commit whose signer was removed from allowed_signers (or whose key
+/// is no longer valid) is not deployed and `deployed` is None, so nothing starts it.
+pub fn sync(
+    layout: &Layout,
+    source: &Source,
+    fetch_timeout: Duration,
+    until: Option<Instant>,
+) -> Result<SyncReport, String> {
     let signers = source.signers()?;
     let m = Mirror::create(layout, source)?;
-    let fetch_error = m.fetch(&source.url, timeout).err().map(|e| e.0);
+    let fetch_error = m.fetch(&source.url, fetch_timeout).err().map(|e| e.0);
     if let Some(e) = &fetch_error {
         log::warn!("{}: {e}", source.name);
     }
-    let check = m.check(&source.reference, signers.as_ref());
+    let mut check = m.check(&source.reference, signers.as_ref());
     let mut signer = None;
     match &check {
         Check::Advance { tip, from, signer: who } => {
@@ -335,10 +381,29 @@ pub fn sync(layout: &Layout, source: &Source, timeout: Duration) -> Result<SyncR
         Check::NoTip(r) if fetch_error.is_none() => log::warn!("{}: {r}", source.name),
         _ => {}
     }
-    let deployed = match m.verified(&source.reference) {
+    let accepted = m.verified(&source.reference);
+    // The accepted commit runs only if the keys trusted now still vouch for it (the check
+    // above did that already when it is the tip or was just accepted).
+    let accepted = match accepted {
+        // The accepted commit is the tip, and was just refused for that.
+        Some(c) if matches!(&check, Check::Refused { tip, .. } if *tip == c) => None,
+        Some(c) if !matches!(check, Check::Advance { .. } | Check::UpToDate(_)) => {
+            match m.verify_commit(c, signers.as_ref()) {
+                Ok(_) => Some(c),
+                Err(reason) => {
+                    let reason = format!("the accepted commit no longer verifies: {reason}");
+                    log::error!("{}: {reason}", source.name);
+                    check = Check::Refused { tip: c, reason };
+                    None
+                }
+            }
+        }
+        other => other,
+    };
+    let deployed = match accepted {
         Some(c) => {
             let fresh = !m.layout.tree(&m.name, &c.to_string()).is_dir();
-            m.deploy(c)?;
+            m.deploy(c, until)?;
             if m.current().as_deref() != Some(c.to_string().as_str()) {
                 m.set_current(c)?;
             }

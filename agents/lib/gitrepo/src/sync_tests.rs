@@ -83,7 +83,7 @@ fn a_local_master_deploys_read_only_fast_forwards_and_refuses_a_rewrite() {
     let layout = Layout::with_state_dir(&t.0.join("state"));
     let src = source(&master_path, VerifyMode::None, None);
 
-    let r = sync(&layout, &src, WAIT).unwrap();
+    let r = sync(&layout, &src, WAIT, None).unwrap();
     assert_eq!(r.deployed, Some(c1), "{:?}", r.problem());
     let m = Mirror::open(&layout, "ops").unwrap().unwrap();
     assert_eq!(m.current(), Some(c1.to_string()));
@@ -94,7 +94,7 @@ fn a_local_master_deploys_read_only_fast_forwards_and_refuses_a_rewrite() {
 
     // A fast-forward is accepted and `current` switches; the old tree stays.
     let c2 = commit(&master, &[("run.ps1", "Write-Output two\n")], Some(c1), Sign::No);
-    let r = sync(&layout, &src, WAIT).unwrap();
+    let r = sync(&layout, &src, WAIT, None).unwrap();
     assert_eq!(r.deployed, Some(c2));
     assert_eq!(m.current(), Some(c2.to_string()));
     let tree2 = layout.tree("ops", &c2.to_string());
@@ -103,7 +103,7 @@ fn a_local_master_deploys_read_only_fast_forwards_and_refuses_a_rewrite() {
 
     // A rewritten history is refused: the accepted commit keeps running.
     let c3 = commit(&master, &[("run.ps1", "Write-Output evil\n")], None, Sign::No);
-    let r = sync(&layout, &src, WAIT).unwrap();
+    let r = sync(&layout, &src, WAIT, None).unwrap();
     assert!(matches!(&r.check, Check::Refused { tip, reason } if *tip == c3 && reason.contains("history rewrite")));
     assert_eq!(r.deployed, Some(c2));
     assert_eq!(m.current(), Some(c2.to_string()));
@@ -118,7 +118,7 @@ fn a_local_master_deploys_read_only_fast_forwards_and_refuses_a_rewrite() {
     let mut ro = std::fs::metadata(left.join("half")).unwrap().permissions();
     ro.set_readonly(true);
     std::fs::set_permissions(left.join("half"), ro).unwrap();
-    m.deploy(c1).unwrap();
+    m.deploy(c1, None).unwrap();
     assert!(!left.exists(), "the dead writer's leftover is removed");
     assert!(tree1.is_dir(), "the tree is deployed again");
     assert_eq!(m.current(), Some(c2.to_string()), "deploying does not switch current");
@@ -137,13 +137,13 @@ fn only_commits_signed_by_an_allowed_key_are_deployed() {
     let src = source(&master_path, VerifyMode::Signed, Some(signers.clone()));
 
     let c1 = commit(&master, &[("job.ps1", "1\n")], None, Sign::With(&alice));
-    let r = sync(&layout, &src, WAIT).unwrap();
+    let r = sync(&layout, &src, WAIT, None).unwrap();
     assert_eq!(r.deployed, Some(c1), "{:?}", r.problem());
     assert!(r.signer.as_deref().is_some_and(|s| s.starts_with("alice@example.com (SHA256:")), "{:?}", r.signer);
 
     let refused = |sign: Sign, why: &str| {
         let tip = commit(&master, &[("job.ps1", "2\n")], Some(c1), sign);
-        let r = sync(&layout, &src, WAIT).unwrap();
+        let r = sync(&layout, &src, WAIT, None).unwrap();
         assert!(matches!(&r.check, Check::Refused { reason, .. } if reason.contains(why)), "{why}: {:?}", r.check);
         assert_eq!(r.deployed, Some(c1), "the last accepted commit stays");
         assert!(!layout.tree("ops", &tip.to_string()).exists(), "a refused commit is never checked out");
@@ -154,13 +154,181 @@ fn only_commits_signed_by_an_allowed_key_are_deployed() {
 
     // Alice signs a fast-forward: accepted again.
     let c2 = commit(&master, &[("job.ps1", "3\n")], Some(c1), Sign::With(&alice));
-    assert_eq!(sync(&layout, &src, WAIT).unwrap().deployed, Some(c2));
+    assert_eq!(sync(&layout, &src, WAIT, None).unwrap().deployed, Some(c2));
     // A key removed from allowed_signers: the running commit no longer verifies.
     std::fs::write(&signers, format!("bob@example.com {}\n", mallory.public_key().to_openssh().unwrap())).unwrap();
-    let r = sync(&layout, &src, WAIT).unwrap();
+    let r = sync(&layout, &src, WAIT, None).unwrap();
     assert!(
         matches!(&r.check, Check::Refused { reason, .. } if reason.contains("no longer verifies")),
         "{:?}",
         r.check
     );
+    assert_eq!(r.deployed, None, "a commit whose signer is no longer trusted is not deployed to run");
+    // Nor when the master moved on: the new tip is refused, and so is the accepted commit.
+    commit(
+        &master,
+        &[(
+            "job.ps1", "4
+",
+        )],
+        Some(c2),
+        Sign::With(&alice),
+    );
+    let r = sync(&layout, &src, WAIT, None).unwrap();
+    assert!(
+        matches!(&r.check, Check::Refused { reason, .. } if reason.contains("no longer verifies")),
+        "{:?}",
+        r.check
+    );
+    assert_eq!(r.deployed, None);
+}
+
+/// A raw tree entry: mode, name, object.
+type Entry<'a> = (&'a str, &'a [u8], Oid);
+
+/// A tree object written raw, entries as given (unsorted, duplicates kept): what a hostile
+/// master can push, which libgit2's TreeBuilder would never write.
+fn raw_tree(repo: &Repository, entries: &[Entry]) -> Oid {
+    let mut data = Vec::new();
+    for (mode, name, oid) in entries {
+        data.extend_from_slice(mode.as_bytes());
+        data.push(b' ');
+        data.extend_from_slice(name);
+        data.push(0);
+        data.extend_from_slice(oid.as_bytes());
+    }
+    repo.odb().unwrap().write(git2::ObjectType::Tree, &data).unwrap()
+}
+
+/// An unsigned commit of `tree` on master.
+fn commit_tree(repo: &Repository, tree: Oid) -> Oid {
+    let when = Time::new(1_700_000_000, 0);
+    let who = Signature::new("Test", "test@example.com", &when).unwrap();
+    let mut buf = format!("tree {tree}\n").into_bytes();
+    buf.extend_from_slice(
+        format!("author {} <{}> {} +0000\n", who.name().unwrap(), who.email().unwrap(), 1_700_000_000).as_bytes(),
+    );
+    buf.extend_from_slice(format!("committer Test <test@example.com> {} +0000\n\nhostile\n", 1_700_000_000).as_bytes());
+    let oid = repo.odb().unwrap().write(git2::ObjectType::Commit, &buf).unwrap();
+    repo.reference("refs/heads/master", oid, true, "test").unwrap();
+    oid
+}
+
+#[test]
+fn a_malformed_tree_is_refused_and_nothing_is_written_through_a_link() {
+    let t = TempDir::new("hostile");
+    let victim = t.0.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let before = std::fs::metadata(&victim).unwrap().permissions();
+    let master_path = t.0.join("master.git");
+    let master = Repository::init_bare(&master_path).unwrap();
+    let layout = Layout::with_state_dir(&t.0.join("state"));
+    let src = source(&master_path, VerifyMode::None, None);
+    let link = master.blob(victim.to_string_lossy().as_bytes()).unwrap();
+    let evil = master.blob(b"pwned\n").unwrap();
+    let inner = raw_tree(&master, &[("100644", b"config", evil)]);
+
+    let cases: Vec<(Vec<Entry>, &str)> = vec![
+        (vec![("120000", b"x", link), ("100644", b"x", evil)], "duplicate entry 'x'"),
+        (vec![("40000", b".git", inner)], "is .git"),
+        (vec![("40000", b".GIT.", inner)], "is .git"),
+        (vec![("40000", b"GIT~1", inner)], "is .git"),
+        (vec![("100644", b"..", evil)], "'.' or '..'"),
+        (vec![("100644", b"a\\b", evil)], "contains"),
+        (vec![("100777", b"run", evil)], "bad file mode 100777"),
+        (
+            vec![("40000", b"d", raw_tree(&master, &[("120000", b"y", link), ("100644", b"y", evil)]))],
+            "duplicate entry 'd/y'",
+        ),
+    ];
+    for (entries, why) in cases {
+        let c = commit_tree(&master, raw_tree(&master, &entries));
+        let r = sync(&layout, &src, WAIT, None).unwrap();
+        assert!(
+            matches!(&r.check, Check::Refused { tip, reason } if *tip == c && reason.contains("malformed tree") && reason.contains(why)),
+            "{why}: {:?}",
+            r.check
+        );
+        assert_eq!(r.deployed, None, "{why}: never accepted");
+        let e = Mirror::open(&layout, "ops").unwrap().unwrap().deploy(c, None).unwrap_err();
+        assert!(e.contains("malformed tree") && e.contains(why), "{why}: deploy refuses it too: {e}");
+        assert!(!layout.tree("ops", &c.to_string()).exists());
+        let left: Vec<_> = std::fs::read_dir(layout.deploy_dir("ops")).into_iter().flatten().flatten().collect();
+        assert!(left.is_empty(), "{why}: nothing is written: {left:?}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "{why}");
+        assert_eq!(std::fs::metadata(&victim).unwrap().permissions(), before, "{why}: never chmod through a link");
+    }
+    // A well-formed tree with a link pointing outside deploys the link itself, unfollowed.
+    let c = commit_tree(&master, raw_tree(&master, &[("100644", b"a", evil), ("120000", b"x", link)]));
+    assert_eq!(sync(&layout, &src, WAIT, None).unwrap().deployed, Some(c));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+#[test]
+fn a_mirror_of_another_repository_or_policy_is_refused_under_the_same_name() {
+    let t = TempDir::new("shared");
+    let dev_path = t.0.join("dev").join("ops.git");
+    let dev = Repository::init_bare(&dev_path).unwrap();
+    let unsigned = commit(&dev, &[("job", "unsigned\n")], None, Sign::No);
+    let alice = key(1);
+    let signers = t.0.join("allowed_signers");
+    std::fs::write(&signers, format!("alice@example.com {}\n", alice.public_key().to_openssh().unwrap())).unwrap();
+    let prod_path = t.0.join("ops.git");
+    let prod = Repository::init_bare(&prod_path).unwrap();
+    commit(&prod, &[("job", "signed\n")], None, Sign::With(&alice));
+    let layout = Layout::with_state_dir(&t.0.join("state"));
+
+    let none = source(&dev_path, VerifyMode::None, None);
+    assert_eq!(sync(&layout, &none, WAIT, None).unwrap().deployed, Some(unsigned));
+    let signed = source(&prod_path, VerifyMode::Signed, Some(signers.clone()));
+    let e = sync(&layout, &signed, WAIT, None).unwrap_err();
+    let (dev_url, prod_url) = (dev_path.to_string_lossy(), prod_path.to_string_lossy());
+    for want in [&*dev_url, &*prod_url, "verify=none", "verify=signed"] {
+        assert!(e.contains(want), "{want} not in {e}");
+    }
+    // The same repository with another policy is refused too: the accepted commit was
+    // accepted without a signature.
+    let e = sync(&layout, &Source { url: none.url.clone(), ..signed.clone() }, WAIT, None).unwrap_err();
+    assert!(e.contains("give this one its own name"), "{e}");
+    // Keyed apart by name, each runs what its own rules accept.
+    let r = sync(&layout, &Source { name: "ops-prod".into(), ..signed }, WAIT, None).unwrap();
+    assert!(r.deployed.is_some_and(|c| c != unsigned), "{:?}", r.problem());
+}
+
+#[test]
+fn key_validity_is_judged_by_this_nodes_clock_not_the_commit_date() {
+    let t = TempDir::new("validity");
+    let alice = key(1);
+    let signers = t.0.join("allowed_signers");
+    // Expired long ago; the commit claims a date before the expiry.
+    let pubkey = alice.public_key().to_openssh().unwrap();
+    std::fs::write(&signers, format!("alice@example.com valid-before=20240101 {pubkey}\n")).unwrap();
+    let master_path = t.0.join("master.git");
+    let master = Repository::init_bare(&master_path).unwrap();
+    let c1 = commit(&master, &[("job", "1\n")], None, Sign::With(&alice));
+    assert!(master.find_commit(c1).unwrap().time().seconds() < 1_704_067_200, "backdated");
+    let layout = Layout::with_state_dir(&t.0.join("state"));
+    let src = source(&master_path, VerifyMode::Signed, Some(signers.clone()));
+    let r = sync(&layout, &src, WAIT, None).unwrap();
+    assert!(matches!(&r.check, Check::Refused { reason, .. } if reason.contains("not valid")), "{:?}", r.check);
+    assert_eq!(r.deployed, None);
+}
+
+#[test]
+fn a_checkout_past_its_deadline_stops_and_leaves_no_tree() {
+    let t = TempDir::new("deadline");
+    let master_path = t.0.join("master.git");
+    let master = Repository::init_bare(&master_path).unwrap();
+    let names: Vec<String> = (0..500).map(|i| format!("f{i}")).collect();
+    let files: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "data\n")).collect();
+    let c = commit(&master, &files, None, Sign::No);
+    let layout = Layout::with_state_dir(&t.0.join("state"));
+    let src = source(&master_path, VerifyMode::None, None);
+    let e = sync(&layout, &src, WAIT, Some(std::time::Instant::now())).unwrap_err();
+    assert!(e.contains(&format!("checkout of {} did not finish within", &c.to_string()[..12])), "{e}");
+    let left: Vec<_> = std::fs::read_dir(layout.deploy_dir("ops")).into_iter().flatten().flatten().collect();
+    assert!(left.is_empty(), "no half tree: {left:?}");
+    // With time, the same commit deploys whole.
+    assert_eq!(sync(&layout, &src, WAIT, None).unwrap().deployed, Some(c));
+    assert_eq!(std::fs::read_dir(layout.tree("ops", &c.to_string())).unwrap().count(), 500);
 }

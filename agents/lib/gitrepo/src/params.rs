@@ -1,0 +1,85 @@
+//! The OCF parameters that name a repository and its trust rules, shared by
+//! `ocf:hale:gitscript` and `ocf:hale:gitsync` (so they mean exactly the same thing in both),
+//! and the time budgets an action gives a sync.
+
+use crate::{Layout, Source, VerifyMode, STATE_DIR};
+use hale_ocf::{Context, Failure, Kind, OcfResult, Param, Values};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How many parameters [`SOURCE_PARAMS`] has.
+pub const SOURCE_COUNT: usize = 6;
+
+/// repository, ref, name, verify, allowed_signers, state_dir.
+pub const SOURCE_PARAMS: [Param; SOURCE_COUNT] = [
+    Param::new(
+        "repository",
+        "Master repository",
+        "The master git repository: an absolute path, a file:// or a git:// URL. Fetched with \
+         libgit2 (no git process, no TLS/SSH transports).",
+    )
+    .required(),
+    Param::new("ref", "Branch or tag", "The branch or tag to deploy.").default("master"),
+    Param::new(
+        "name",
+        "Mirror name",
+        "The repository's name on this node: its mirror is STATE_DIR/repos/NAME.git and its trees \
+         STATE_DIR/deploy/NAME/COMMIT. Default: the last part of repository, without .git. \
+         Resources with the same name share the mirror, which records its repository and \
+         verification: a resource with another repository, verify or allowed_signers under the \
+         same name is refused (give it its own name).",
+    ),
+    Param::new(
+        "verify",
+        "Verification",
+        "signed: the deployed commit must carry an SSH signature (git's gpg.format=ssh) by a key \
+         in allowed_signers, valid now by this node's clock, else it never runs (checked again \
+         at every start). none: any commit that fast-forwards runs.",
+    )
+    .kind(Kind::Select(&["signed", "none"]))
+    .default("signed"),
+    Param::new(
+        "allowed_signers",
+        "Allowed signers",
+        "The trusted keys, in git's allowed_signers format (principals [options] keytype key). \
+         Required with verify=signed. Absolute path; whoever may write it decides what runs as \
+         root.",
+    ),
+    Param::new("state_dir", "State directory", "Where mirrors and deployed trees live on this node.")
+        .default(STATE_DIR),
+];
+
+/// Build the repository settings from the shared parameters.
+pub fn source_from(v: &Values) -> OcfResult<(Source, Layout)> {
+    let url = v.str("repository").unwrap_or_default().to_string();
+    let source = Source {
+        name: v.str("name").map(str::to_string).unwrap_or_else(|| crate::name_from_url(&url)),
+        url,
+        reference: v.str("ref").unwrap_or("master").to_string(),
+        verify: v.str("verify").and_then(VerifyMode::parse).unwrap_or(VerifyMode::Signed),
+        allowed_signers: v.str("allowed_signers").map(PathBuf::from),
+    };
+    source.check().map_err(|e| Failure::configured(format!("parameter {e}").replace("parameter repository ", "")))?;
+    let state = v.str("state_dir").unwrap_or(STATE_DIR);
+    if !Path::new(state).is_absolute() {
+        return Err(Failure::configured(format!("parameter state_dir='{state}' must be an absolute path")));
+    }
+    Ok((source, Layout::with_state_dir(Path::new(state))))
+}
+
+/// The node-local checks of the shared parameters: the trusted keys must be readable here.
+pub fn validate_source(source: &Source) -> OcfResult<()> {
+    source.signers().map(|_| ()).map_err(|e| Failure::args(format!("allowed_signers: {e}")))
+}
+
+/// How long a fetch may take inside this action: a third of what is left, at most 30 s.
+pub fn fetch_budget(ctx: &Context) -> Duration {
+    (ctx.deadline.remaining_with_margin(ctx.deadline.margin()) / 3)
+        .clamp(Duration::from_millis(200), Duration::from_secs(30))
+}
+
+/// When a sync (fetch and checkout) inside this action must be done: two thirds of what is
+/// left, so the action keeps time to start what it deployed and to report.
+pub fn sync_deadline(ctx: &Context) -> Instant {
+    Instant::now() + ctx.deadline.remaining_with_margin(ctx.deadline.margin()) * 2 / 3
+}
