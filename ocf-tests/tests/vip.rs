@@ -4,8 +4,17 @@ use hale_ocf_tests::netns::{ip, Topology, NET4, NET6};
 use hale_ocf_tests::{agent_path, require, unique, wait_for, Invocation};
 use std::time::Duration;
 
+/// The resource of this topology on `host`: one instance name per topology, as a cluster gives
+/// one resource the same name on every node (the hosts' namespaces keep their records apart).
 fn vip(t: &Topology, host: usize, params: &[(&str, &str)]) -> Invocation {
-    Invocation::new(&agent_path("vip"), &unique("vip"))
+    Invocation::new(&agent_path("vip"), &format!("vip-{}", t.hub))
+        .params(&[("network_namespace", t.hosts[host].ns.as_str())])
+        .params(params)
+}
+
+/// Another resource (another instance name) on the same host.
+fn other_vip(t: &Topology, host: usize, params: &[(&str, &str)]) -> Invocation {
+    Invocation::new(&agent_path("vip"), &unique("vip-other"))
         .params(&[("network_namespace", t.hosts[host].ns.as_str())])
         .params(params)
 }
@@ -67,10 +76,12 @@ fn parameters_and_interface_choice() {
     assert!(wrong.exit_reason().is_some_and(|r| r.contains("is on eth0, not on lo")), "{}", wrong.stderr);
     let prefix = vip(&t, 0, &[("ip", &v), ("cidr_netmask", "16")]).recurring().run("monitor");
     assert_eq!(prefix.code, 1);
-    // stop with another nic leaves the address alone: only ours is removed.
-    assert_eq!(vip(&t, 0, &[("ip", &v), ("nic", "lo")]).run("stop").code, 0);
+    // Another resource's stop leaves the address alone: only what this one added is removed.
+    assert_eq!(other_vip(&t, 0, &[("ip", &v)]).run("stop").code, 0);
     assert!(t.addresses(&t.hosts[0]).contains(&v));
-    assert_eq!(vip(&t, 0, &[("ip", &v)]).run("stop").code, 0);
+    assert_eq!(other_vip(&t, 0, &[("ip", &v)]).run("monitor").code, 7, "not the other resource's address");
+    // This resource's stop removes what it recorded, whatever nic says now.
+    assert_eq!(vip(&t, 0, &[("ip", &v), ("nic", "lo")]).run("stop").code, 0);
     assert!(!t.addresses(&t.hosts[0]).contains(&v));
 
     // No route on this node for the address: 2 (this node), with a reason.
@@ -106,6 +117,7 @@ fn two_equal_interfaces_are_refused() {
         out.stderr
     );
     assert_eq!(vip(&t, 0, &[("ip", &format!("{NET4}.102")), ("nic", "eth1")]).run("start").code, 0);
+    assert_eq!(vip(&t, 0, &[("ip", &format!("{NET4}.102")), ("nic", "eth1")]).run("stop").code, 0);
 }
 
 #[test]
@@ -186,4 +198,167 @@ fn ocf_tester_and_pcs() {
         "--agent-validation",
     ]);
     assert!(!ok && text.contains("must fit in 15 characters"), "{text}");
+}
+
+/// An LVS-DR real server holds the address on lo: the node's own, not this resource's. start
+/// adds the resource's copy on eth0, monitor and stop see only that copy, and the one on lo
+/// survives every action.
+#[test]
+fn an_address_the_agent_did_not_add_is_never_removed() {
+    let t = Topology::new(1);
+    let h = &t.hosts[0];
+    let v = format!("{NET4}.70");
+    ip(&["-n", &h.ns, "addr", "add", &format!("{v}/32"), "dev", "lo"]);
+    let on_lo = || ip(&["-n", &h.ns, "-o", "addr", "show", "dev", "lo"]).contains(&format!(" {v}/32"));
+    let on_eth0 = || ip(&["-n", &h.ns, "-o", "addr", "show", "dev", "eth0"]).contains(&format!(" {v}/24"));
+    let p = [("ip", v.as_str())];
+    assert_eq!(vip(&t, 0, &p).run("monitor").code, 7, "the copy on lo is not this resource's");
+    assert_eq!(vip(&t, 0, &p).recurring().run("monitor").code, 7);
+    assert_eq!(vip(&t, 0, &p).run("stop").code, 0);
+    assert!(on_lo(), "stop removed the node's own address");
+    let s = vip(&t, 0, &p).run("start");
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    assert!(on_lo() && on_eth0(), "{}", t.addresses(h));
+    assert_eq!(vip(&t, 0, &p).run("monitor").code, 0);
+    assert_eq!(vip(&t, 0, &p).recurring().run("monitor").code, 0);
+    assert_eq!(vip(&t, 0, &p).run("stop").code, 0);
+    assert!(on_lo() && !on_eth0(), "{}", t.addresses(h));
+    assert_eq!(vip(&t, 0, &p).run("monitor").code, 7);
+    assert_eq!(vip(&t, 0, &p).run("stop").code, 0);
+    assert!(on_lo());
+    // Parameters that do not parse: stop still removes only what the record names (nothing).
+    assert_eq!(vip(&t, 0, &[("ip", &v), ("cidr_netmask", "99")]).run("stop").code, 0);
+    assert!(on_lo());
+
+    // Already on the right interface under another prefix, put there by somebody else: start
+    // refuses with the reason, and monitor agrees that this resource is not running.
+    let w = format!("{NET4}.71");
+    ip(&["-n", &h.ns, "addr", "add", &format!("{w}/16"), "dev", "eth0"]);
+    let p = [("ip", w.as_str()), ("cidr_netmask", "24")];
+    let s = vip(&t, 0, &p).run("start");
+    assert_eq!(s.code, 1, "{}", s.stderr);
+    assert!(
+        s.exit_reason()
+            .is_some_and(|r| r.contains(&format!("{w}/16 is already on eth0 and this resource did not add it"))),
+        "{}",
+        s.stderr
+    );
+    assert_eq!(vip(&t, 0, &p).run("monitor").code, 7);
+    assert_eq!(vip(&t, 0, &p).recurring().run("monitor").code, 7);
+    assert_eq!(vip(&t, 0, &p).run("stop").code, 0);
+    assert!(t.addresses(h).contains(&format!(" {w}/16")), "stop removed an address it did not add");
+}
+
+/// Foreground announcements stop at the deadline: start and a recurring monitor finish
+/// inside CRM_meta_timeout (the harness SIGKILLs at it, as Pacemaker does) and succeed, the
+/// address being up; validate-all refuses the same settings, showing the arithmetic.
+#[test]
+fn announcements_end_inside_the_timeout() {
+    let t = Topology::new(1);
+    let v = format!("{NET4}.72");
+    let slow = [("ip", v.as_str()), ("arp_bg", "false"), ("arp_count", "8"), ("arp_interval", "1000")];
+    let s = vip(&t, 0, &slow).timeout_ms(3000).run("start");
+    assert!(!s.timed_out, "start overran its 3 s timeout");
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    assert!(t.addresses(&t.hosts[0]).contains(&format!(" {v}/24")));
+    let refresh = [("ip", v.as_str()), ("arp_count_refresh", "6"), ("arp_interval", "1000")];
+    let m = vip(&t, 0, &refresh).recurring().timeout_ms(2000).run("monitor");
+    assert!(!m.timed_out, "monitor overran its 2 s timeout");
+    assert_eq!(m.code, 0, "{}", m.stderr);
+
+    let val = vip(&t, 0, &slow).timeout_ms(3000).run("validate-all");
+    assert_eq!(val.code, 6, "{}", val.stderr);
+    assert!(
+        val.exit_reason()
+            .is_some_and(|r| r.contains("((arp_count - 1) x 1000 ms = 7.0 s)")
+                && r.contains("start timeout of 3.0 s leaves 2.5 s")),
+        "{}",
+        val.stderr
+    );
+    assert_eq!(vip(&t, 0, &slow).run("validate-all").code, 0, "7 s fit a 20 s start");
+    let many = [("ip", v.as_str()), ("arp_bg", "false"), ("arp_count", "100"), ("arp_interval", "1000")];
+    let val = vip(&t, 0, &many).unset("OCF_RESKEY_CRM_meta_timeout").run("validate-all");
+    assert_eq!(val.code, 6, "the advised 20 s start timeout: {}", val.stderr);
+    let val = vip(&t, 0, &refresh).timeout_ms(2000).run("validate-all");
+    assert_eq!(val.code, 6, "{}", val.stderr);
+    assert!(val.exit_reason().is_some_and(|r| r.contains("monitor timeout of 2.0 s")), "{}", val.stderr);
+    assert_eq!(vip(&t, 0, &slow).run("stop").code, 0);
+}
+
+/// network_namespace is a plain name under /run/netns, never followed through a link.
+#[test]
+fn namespace_names_and_planted_links() {
+    let t = Topology::new(1);
+    let v = format!("{NET4}.73");
+    let out = vip(&t, 0, &[("ip", &v), ("network_namespace", "../../proc/1/ns/net")]).run("validate-all");
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    assert!(out.exit_reason().is_some_and(|r| r.contains("is not a namespace name")), "{}", out.stderr);
+    // A link planted in /run/netns that points at a real namespace (host 0's).
+    let planted = unique("hale-planted");
+    let link = std::path::Path::new("/run/netns").join(&planted);
+    std::os::unix::fs::symlink(format!("/run/netns/{}", t.hosts[0].ns), &link).unwrap();
+    let s = vip(&t, 0, &[("ip", &v), ("network_namespace", &planted)]).run("start");
+    let m = vip(&t, 0, &[("ip", &v), ("network_namespace", &planted)]).recurring().run("monitor");
+    let _ = std::fs::remove_file(&link);
+    assert_eq!(s.code, 1, "{}", s.stderr);
+    assert!(s.exit_reason().is_some_and(|r| r.contains("symbolic link")), "{}", s.stderr);
+    assert_eq!(m.code, 1, "{}", m.stderr);
+    assert!(!t.addresses(&t.hosts[0]).contains(&v), "start followed the link into host 0");
+}
+
+/// A node just booted has an empty /run: every action works without /run/hale, the probe and
+/// a stop with nothing to do create nothing, and start creates the directory it needs. Run in
+/// a private mount namespace with a fresh tmpfs on /run (the namespaces bound back in).
+#[test]
+fn a_node_just_booted_has_no_run_directory() {
+    let t = Topology::new(1);
+    let dir = hale_ocf_tests::Scratch::new("vip-boot");
+    let netns = dir.join("netns");
+    std::fs::create_dir(&netns).unwrap();
+    let script = r#"
+        set -u
+        mount --rbind /run/netns "$1" && mount -t tmpfs tmpfs /run && mkdir /run/netns \
+            && mount --rbind "$1" /run/netns || exit 99
+        agent=$2 ip=$3 ns=$4
+        act() {
+            a=$1; shift
+            env -i OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=vip-boot OCF_RESKEY_ip="$ip" \
+                OCF_RESKEY_network_namespace="$ns" OCF_RESKEY_CRM_meta_timeout=20000 "$@" \
+                "$agent" "$a" >/dev/null 2>&1
+            rc=$?
+            if [ -e /run/hale ]; then seen=yes; else seen=no; fi
+            echo "$a=$rc run=$seen"
+        }
+        act monitor
+        act stop
+        act monitor OCF_RESKEY_CRM_meta_interval=10000
+        act start
+        act monitor
+        act stop
+        act monitor
+    "#;
+    let out = std::process::Command::new(require("unshare"))
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&netns)
+        .arg(agent_path("vip"))
+        .arg(format!("{NET4}.74"))
+        .arg(&t.hosts[0].ns)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "monitor=7 run=no",
+            "stop=0 run=no",
+            "monitor=7 run=no",
+            "start=0 run=yes",
+            "monitor=0 run=yes",
+            "stop=0 run=yes",
+            "monitor=7 run=yes"
+        ],
+        "{text}"
+    );
+    assert!(!t.addresses(&t.hosts[0]).contains(&format!("{NET4}.74/")), "stop removed it");
 }

@@ -3,7 +3,7 @@
 
 use crate::process::BackendError;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A network interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,10 +72,34 @@ pub struct Announcement {
     pub background: bool,
 }
 
+impl Announcement {
+    /// How long the announcements sent before [`Network::announce`] returns take: one at
+    /// once, then one per interval (none of the background ones).
+    pub fn foreground_time(&self) -> Duration {
+        if self.background || self.count <= 1 {
+            Duration::ZERO
+        } else {
+            self.interval.saturating_mul(self.count - 1)
+        }
+    }
+}
+
+/// Is `name` a network namespace name as `ip netns` makes them: one plain file name under
+/// `/run/netns` (no separator, not `.` or `..`, no NUL, at most 255 bytes)? Anything else
+/// could lead the agent into another namespace (`../../proc/1/ns/net`).
+pub fn valid_namespace_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
 /// Network configuration of this host (or of the network namespace entered).
 pub trait Network {
-    /// Switch this process to the named network namespace (before any other call).
+    /// Switch this process to the named network namespace (before any other call). The name
+    /// must pass [`valid_namespace_name`]; neither `/run/netns` nor the name is followed
+    /// through a symbolic link.
     fn enter_namespace(&self, name: &str) -> Result<(), BackendError>;
+    /// An identity of the network namespace this process is in, stable while it lives (on
+    /// Linux its nsfs inode): tells a record of one namespace from another that reuses the name.
+    fn namespace_id(&self) -> Result<u64, BackendError>;
     fn interfaces(&self) -> Result<Vec<Interface>, BackendError>;
     /// One interface by index (None when it does not exist): cheaper than listing them all.
     fn interface(&self, index: u32) -> Result<Option<Interface>, BackendError>;
@@ -83,13 +107,23 @@ pub trait Network {
     fn addresses(&self, like: IpAddr) -> Result<Vec<AddressEntry>, BackendError>;
     /// Connected routes of the family of `like` in the main table.
     fn connected_routes(&self, like: IpAddr) -> Result<Vec<ConnectedRoute>, BackendError>;
-    /// Add an address; succeeds if it is already there.
-    fn add_address(&self, address: &NewAddress) -> Result<(), BackendError>;
+    /// Add an address: true when this call added it, false when it was already there (then it
+    /// is somebody else's unless the caller knows better).
+    fn add_address(&self, address: &NewAddress) -> Result<bool, BackendError>;
     /// Remove one address; succeeds if it is already gone.
     fn remove_address(&self, ip: IpAddr, prefix: u8, interface: u32) -> Result<(), BackendError>;
     /// Tell the neighbours that `ip` is now at `interface` (gratuitous ARP for IPv4, unsolicited
-    /// neighbour advertisement for IPv6).
-    fn announce(&self, ip: IpAddr, interface: &Interface, how: Announcement) -> Result<(), BackendError>;
+    /// neighbour advertisement for IPv6). Foreground announcements stop before `until` (the
+    /// caller's deadline): none is sent that would wait past it. Returns how many were sent
+    /// before returning (in the background mode: the first; the rest follow from the detached
+    /// process, which no deadline binds since nobody waits for it).
+    fn announce(
+        &self,
+        ip: IpAddr,
+        interface: &Interface,
+        how: Announcement,
+        until: Instant,
+    ) -> Result<u32, BackendError>;
     /// IPv4: ask whether another host holds `ip` (an ARP probe); the MAC that answered.
     fn probe_duplicate(
         &self,
@@ -133,5 +167,24 @@ mod tests {
         assert!(!contains(ip("fd00::"), 64, ip("fd01::5")));
         assert!(!contains(ip("10.0.0.0"), 8, ip("fd00::5")));
         assert_eq!(format_mac(&[0, 0x1b, 2, 0xff, 4, 5]), "00:1b:02:ff:04:05");
+    }
+
+    #[test]
+    fn namespace_names() {
+        assert!(valid_namespace_name("blue") && valid_namespace_name("hale-ns.1"));
+        for bad in ["", ".", "..", "../../proc/1/ns/net", "/proc/1/ns/net", "a/b", "a\\b", "a\0b"] {
+            assert!(!valid_namespace_name(bad), "{bad:?}");
+        }
+        assert!(!valid_namespace_name(&"n".repeat(256)));
+    }
+
+    #[test]
+    fn foreground_announcement_time() {
+        let a =
+            Announcement { count: 8, interval: Duration::from_millis(1000), mode: ArpMode::Request, background: false };
+        assert_eq!(a.foreground_time(), Duration::from_secs(7));
+        assert_eq!(Announcement { background: true, ..a }.foreground_time(), Duration::ZERO);
+        assert_eq!(Announcement { count: 1, ..a }.foreground_time(), Duration::ZERO);
+        assert_eq!(Announcement { count: 0, ..a }.foreground_time(), Duration::ZERO);
     }
 }

@@ -2,7 +2,9 @@
 //! and routes (one blocking socket per request, no async runtime), an AF_PACKET socket for
 //! ARP, a raw ICMPv6 socket for neighbour advertisements, and setns(2) for namespaces.
 
-use crate::net::{AddressEntry, Announcement, ArpMode, ConnectedRoute, Interface, Network, NewAddress};
+use crate::net::{
+    valid_namespace_name, AddressEntry, Announcement, ArpMode, ConnectedRoute, Interface, Network, NewAddress,
+};
 use crate::process::BackendError;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
@@ -128,16 +130,17 @@ fn os_error(e: &io::Error) -> i32 {
 
 impl Network for LinuxNetwork {
     fn enter_namespace(&self, name: &str) -> Result<(), BackendError> {
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        if !valid_namespace_name(name) {
             return Err(BackendError::NotFound(format!("invalid network namespace name '{name}'")));
         }
-        let path = format!("/run/netns/{name}");
-        let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => BackendError::NotFound(format!("network namespace {name} does not exist")),
-            _ => failed(&format!("cannot open {path}"), e),
-        })?;
+        let file = open_namespace(name)?;
         nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| failed(&format!("cannot enter network namespace {name}"), e))
+    }
+
+    fn namespace_id(&self) -> Result<u64, BackendError> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self/ns/net").map(|m| m.ino()).map_err(|e| failed("reading /proc/self/ns/net", e))
     }
 
     fn interfaces(&self) -> Result<Vec<Interface>, BackendError> {
@@ -232,7 +235,7 @@ impl Network for LinuxNetwork {
         Ok(out)
     }
 
-    fn add_address(&self, a: &NewAddress) -> Result<(), BackendError> {
+    fn add_address(&self, a: &NewAddress) -> Result<bool, BackendError> {
         let mut m = address_message(a.ip, a.prefix, a.interface);
         if let Some(b) = a.broadcast {
             m.attributes.push(AddressAttribute::Broadcast(b));
@@ -250,8 +253,8 @@ impl Network for LinuxNetwork {
             m.attributes.push(AddressAttribute::CacheInfo(lifetimes));
         }
         match netlink(RouteNetlinkMessage::NewAddress(m), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL) {
-            Ok(_) => Ok(()),
-            Err(e) if os_error(&e) == libc::EEXIST => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if os_error(&e) == libc::EEXIST => Ok(false),
             Err(e) if os_error(&e) == libc::ENODEV => {
                 Err(BackendError::NotFound(format!("interface {} has disappeared", a.interface)))
             }
@@ -267,9 +270,15 @@ impl Network for LinuxNetwork {
         }
     }
 
-    fn announce(&self, ip: IpAddr, interface: &Interface, how: Announcement) -> Result<(), BackendError> {
+    fn announce(
+        &self,
+        ip: IpAddr,
+        interface: &Interface,
+        how: Announcement,
+        until: Instant,
+    ) -> Result<u32, BackendError> {
         if how.count == 0 {
-            return Ok(());
+            return Ok(0);
         }
         // One packet socket for every ARP. Closing the last reference to a packet socket waits
         // for an RCU grace period (10-30 ms here); with the announcer forked while the socket is
@@ -282,34 +291,39 @@ impl Network for LinuxNetwork {
         };
         send_one()?;
         if how.count == 1 {
-            return Ok(());
+            return Ok(1);
         }
         // Announce only while the address is still here: after a move, a late announcement
         // from the old holder would point the neighbours back at it (and fail IPv6 DAD on the
         // new holder).
         let still_here =
             || self.addresses(ip).is_ok_and(|all| all.iter().any(|a| a.ip == ip && a.interface == interface.index));
-        if how.background && background_child()? {
-            // In the detached child: the remaining announcements, then exit at once.
-            for _ in 1..how.count {
-                std::thread::sleep(how.interval);
-                if !still_here() {
-                    break;
+        if how.background {
+            if background_child()? {
+                // In the detached child: the remaining announcements, then exit at once.
+                for _ in 1..how.count {
+                    std::thread::sleep(how.interval);
+                    if !still_here() {
+                        break;
+                    }
+                    let _ = send_one();
                 }
-                let _ = send_one();
+                // SAFETY: _exit ends this forked child without running the parent's atexit work.
+                unsafe { libc::_exit(0) }
             }
-            // SAFETY: _exit ends this forked child without running the parent's atexit work.
-            unsafe { libc::_exit(0) };
-        } else if !how.background {
-            for _ in 1..how.count {
+            Ok(1)
+        } else {
+            let mut sent = 1;
+            while sent < how.count && Instant::now() + how.interval < until {
                 std::thread::sleep(how.interval);
                 if !still_here() {
                     break;
                 }
                 send_one()?;
+                sent += 1;
             }
+            Ok(sent)
         }
-        Ok(())
     }
 
     fn probe_duplicate(
@@ -361,6 +375,34 @@ impl Network for LinuxNetwork {
         }
         Ok(None)
     }
+}
+
+/// Open `/run/netns/NAME` without following a symbolic link at either step: a link planted
+/// as the directory or as the name (`blue -> /proc/1/ns/net`) would switch the agent into a
+/// namespace nobody configured.
+fn open_namespace(name: &str) -> Result<OwnedFd, BackendError> {
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let open_error = |path: &str, e: io::Error| match os_error(&e) {
+        libc::ENOENT => BackendError::NotFound(format!("network namespace {name} does not exist")),
+        libc::ELOOP | libc::ENOTDIR => failed(&format!("refusing {path}"), "a symbolic link or not a directory"),
+        _ => failed(&format!("cannot open {path}"), e),
+    };
+    // SAFETY: a NUL-terminated literal path.
+    let dir = unsafe { libc::open(c"/run/netns".as_ptr(), flags | libc::O_DIRECTORY) };
+    if dir < 0 {
+        return Err(open_error("/run/netns", io::Error::last_os_error()));
+    }
+    // SAFETY: dir is a fresh, owned descriptor.
+    let dir = unsafe { OwnedFd::from_raw_fd(dir) };
+    let path = format!("/run/netns/{name}");
+    let c_name = std::ffi::CString::new(name).map_err(|_| failed(&format!("cannot open {path}"), "NUL in name"))?;
+    // SAFETY: a valid directory descriptor and a NUL-terminated name without a separator.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), c_name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(open_error(&path, io::Error::last_os_error()));
+    }
+    // SAFETY: fd is a fresh, owned descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Fork a detached child (own session, stdio on /dev/null so the cluster's pipes close when
