@@ -24,7 +24,7 @@ pub use agent::{ActionSpec, Agent, AgentInfo, Context, Deadline};
 pub use env::{Env, OcfVersion};
 pub use logging::SyslogSink;
 pub use runner::{execute, Execution};
-pub use schema::{Kind, Param, Values};
+pub use schema::{redact_environment, redact_url, Kind, Param, Shown, Values};
 pub use status::{Failure, OcfResult, OcfStatus};
 
 #[cfg(test)]
