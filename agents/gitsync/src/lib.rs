@@ -229,7 +229,7 @@ impl GitSync {
     }
 
     fn attrd(&self, args: &[&str], ctx: &Context) -> bool {
-        let Some(prog) = self.procs.find_program("attrd_updater", hale_daemon::DEFAULT_PATH) else {
+        let Some(prog) = self.procs.find_program("attrd_updater", hale_backend::paths::DEFAULT_PATH) else {
             log::error!("attrd_updater not found: cannot publish the node health");
             return false;
         };

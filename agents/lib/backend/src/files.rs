@@ -177,6 +177,25 @@ pub fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The last `limit` bytes of `path`, refusing a symlink at the path (a log file's tail, read
+/// without reading a huge file whole).
+pub fn read_tail_nofollow(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc_nofollow() | libc::O_NONBLOCK);
+    }
+    let mut f = o.open(path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(limit)))?;
+    let mut out = Vec::new();
+    f.take(limit).read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// Read at most `limit` bytes of `path`, a record this process wrote: refused (an error of
 /// kind `PermissionDenied`, or the no-follow open's own error) when `path` is a symlink, not a
 /// regular file or, on Unix, owned by another user than the one we run as. A file anyone else
