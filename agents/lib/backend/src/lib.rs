@@ -24,7 +24,9 @@ pub mod windows;
 pub use process::{
     BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport, StopSignal,
 };
-pub use script::{entry_path, is_executable, runs_in_shell, script_argv, ANY_PROGRAM, NOT_EXECUTABLE_HINT};
+pub use script::{
+    describe_exit, entry_path, is_executable, runs_in_shell, script_argv, ANY_PROGRAM, NOT_EXECUTABLE_HINT,
+};
 
 /// The process backend of the machine we run on.
 #[cfg(target_os = "linux")]

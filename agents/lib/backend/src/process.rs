@@ -83,9 +83,8 @@ impl ProcessRecord {
             }
         };
         let text = String::from_utf8_lossy(&bytes);
-        ProcessRecord::parse(&text, tag).map_err(|e| {
-            ProcessState::Corrupt(format!("pidfile {} is corrupt or not ours ({e})", pidfile.display()))
-        })
+        ProcessRecord::parse(&text, tag)
+            .map_err(|e| ProcessState::Corrupt(format!("pidfile {} is corrupt or not ours ({e})", pidfile.display())))
     }
 }
 

@@ -60,6 +60,21 @@ pub fn script_argv(procs: &dyn Processes, interpreter: &[String], script: &Path,
     argv
 }
 
+/// How a child process ended, for a log line: `(success, "exit status 3")` or
+/// `(false, "killed by signal 9")`. On Windows every end has an exit code (a terminated
+/// process gets the one it was given).
+pub fn describe_exit(status: std::process::ExitStatus) -> (bool, String) {
+    #[cfg(unix)]
+    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    #[cfg(not(unix))]
+    let signal: Option<i32> = None;
+    match (status.code(), signal) {
+        (Some(c), _) => (c == 0, format!("exit status {c}")),
+        (None, Some(s)) => (false, format!("killed by signal {s}")),
+        _ => (false, "ended".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

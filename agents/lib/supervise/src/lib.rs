@@ -56,7 +56,8 @@ pub use hale_ocf::{redact_environment, redact_url};
 pub use health::{parse_host_port, HealthChecks};
 
 /// `workdir`.
-pub const WORKDIR: Param = Param::new("workdir", "Working directory", "The directory the service starts in. Default: /.");
+pub const WORKDIR: Param =
+    Param::new("workdir", "Working directory", "The directory the service starts in. Default: /.");
 /// `user`.
 pub const USER: Param = Param::new(
     "user",
@@ -239,7 +240,9 @@ fn environment(value: Option<&str>) -> OcfResult<Vec<(String, String)>> {
     let mut out = Vec::new();
     for (i, entry) in words.into_iter().enumerate() {
         match entry.split_once('=') {
-            Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => out.push((k.to_string(), v.to_string())),
+            Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
+                out.push((k.to_string(), v.to_string()))
+            }
             _ => {
                 return Err(Failure::configured(format!(
                     "parameter environment: entry {} is not KEY=VALUE (value not shown)",
@@ -539,15 +542,10 @@ impl Supervisor {
     pub fn monitor(&self, spec: &Spec, ctx: &Context) -> OcfResult {
         match self.state(spec) {
             ProcessState::NoRecord => Ok(OcfStatus::NotRunning),
-            ProcessState::Gone(r) => Err(Failure::not_running(format!(
-                "{} (pid {}) has exited{}",
-                spec.name(),
-                r.pid,
-                last_log_line(spec)
-            ))),
-            ProcessState::Corrupt(m) => {
-                Err(Failure::generic(format!("{m}; state unknown, the file is left alone")))
+            ProcessState::Gone(r) => {
+                Err(Failure::not_running(format!("{} (pid {}) has exited{}", spec.name(), r.pid, last_log_line(spec))))
             }
+            ProcessState::Corrupt(m) => Err(Failure::generic(format!("{m}; state unknown, the file is left alone"))),
             ProcessState::Running(_) if ctx.check_level >= 10 && !spec.health.is_empty() => {
                 let until = ctx.deadline.at() - ctx.deadline.margin();
                 spec.health.run(self.procs.as_ref(), spec.health_timeout, until).map_err(Failure::generic)?;
