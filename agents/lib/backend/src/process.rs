@@ -77,7 +77,10 @@ impl ProcessRecord {
     pub fn read(pidfile: &Path, tag: &str) -> Result<ProcessRecord, ProcessState> {
         let bytes = match crate::files::read_owned_nofollow(pidfile, 4096) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ProcessState::NoRecord),
+            // No file, or no directory to hold one (a file in its place): nothing recorded.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+                return Err(ProcessState::NoRecord)
+            }
             Err(e) => {
                 return Err(ProcessState::Corrupt(format!("pidfile {} is not our record: {e}", pidfile.display())))
             }
