@@ -153,7 +153,7 @@ fn a_planted_temporary_pidfile_link_truncates_nothing() {
     // The pids the agent will get are the next ones: plant the old temporary names for them.
     let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid").unwrap().trim().parse().unwrap();
     for pid in last + 1..last + 400 {
-        let _ = std::os::unix::fs::symlink(&target, dir.join(format!("svc.tmp{pid}")));
+        let _ = std::os::unix::fs::symlink(&target, dir.join(&format!("svc.tmp{pid}")));
     }
     let instance = unique("tmp");
     let call = daemon(&instance, &[("command", "sleep 100000"), ("pidfile", dir.join("svc.pid").to_str().unwrap())]);
@@ -268,7 +268,7 @@ fn simultaneous_starts_run_one_service_and_a_start_waits_for_a_slow_stop() {
         let instance = unique("race");
         let call = daemon(
             &instance,
-            &[("command", "sleep 100000"), ("pidfile", dir.join(format!("r{round}.pid")).to_str().unwrap())],
+            &[("command", "sleep 100000"), ("pidfile", dir.join(&format!("r{round}.pid")).to_str().unwrap())],
         );
         let (a, b) = (call.clone(), call.clone());
         let ta = std::thread::spawn(move || a.run("start").code);
