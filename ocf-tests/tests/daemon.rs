@@ -52,14 +52,19 @@ fn killed_service_is_reported_not_running_with_a_reason() {
 }
 
 #[test]
-fn corrupt_pidfile_is_an_error_that_stop_clears() {
+fn corrupt_pidfile_is_an_error_that_stop_leaves_alone() {
     let s = Svc::new("sleep 100000", &[]);
     std::fs::write(s.dir.join("svc.pid"), "not a pid\n").unwrap();
     let m = s.call().recurring().run("monitor");
     assert_eq!(m.code, 1, "state unknown is a failure, not 'stopped'");
     assert!(m.exit_reason().is_some_and(|r| r.contains("corrupt")), "{}", m.stderr);
     assert_eq!(s.call().run("stop").code, 0);
-    assert!(!s.dir.join("svc.pid").exists());
+    assert_eq!(std::fs::read_to_string(s.dir.join("svc.pid")).unwrap(), "not a pid\n", "not ours: left alone");
+    let refused = s.call().run("start");
+    assert_eq!(refused.code, 1, "start does not replace a file that is not ours");
+    assert!(refused.exit_reason().is_some_and(|r| r.contains("does not replace it")), "{}", refused.stderr);
+    assert!(s.pids().is_empty());
+    std::fs::remove_file(s.dir.join("svc.pid")).unwrap();
     assert_eq!(s.call().run("start").code, 0);
     std::fs::write(s.dir.join("svc.pid"), "garbage").unwrap();
     // stop with a corrupt record still finds the running service by its mark.

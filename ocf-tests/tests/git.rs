@@ -345,7 +345,7 @@ fn a_periodic_script_that_keeps_failing_fails_the_monitor() {
     // A job that succeeds keeps the monitor happy, run after run.
     let c = s.script(&[("entry", "bin/ok"), ("mode", "periodic"), ("period", "1"), ("max_failures", "1")]);
     assert_eq!(c.run("start").code, 0);
-    let runs = || std::fs::read_to_string(s.dir.join("svc.runs")).unwrap_or_default();
+    let runs = || std::fs::read_to_string(s.dir.join("svc.runs/state")).unwrap_or_default();
     assert!(wait_for(Duration::from_secs(60), || runs().contains("runs=3")), "{}", runs());
     assert!(runs().contains("consecutive_failures=0"));
     assert_eq!(c.clone().recurring().run("monitor").code, 0);

@@ -2,9 +2,11 @@
 
 use super::*;
 use hale_backend::fake::FakeProcesses;
-use hale_backend::CheckOutcome;
+use hale_backend::{BackendError, CheckOutcome, ProcessState, SpawnSpec, StopSignal};
 use hale_ocf::{execute, Env, Execution};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A shared fake so the test can look at it after the agent used it.
 struct Shared(Arc<FakeProcesses>);
@@ -12,8 +14,8 @@ impl Processes for Shared {
     fn spawn(&self, s: &SpawnSpec) -> Result<hale_backend::ProcessRecord, BackendError> {
         self.0.spawn(s)
     }
-    fn state(&self, p: &std::path::Path) -> ProcessState {
-        self.0.state(p)
+    fn state(&self, p: &std::path::Path, t: &str) -> ProcessState {
+        self.0.state(p, t)
     }
     fn exit_status(&self, r: hale_backend::ProcessRecord) -> Option<String> {
         self.0.exit_status(r)
@@ -158,7 +160,8 @@ fn unhealthy_start_fails_and_leaves_nothing() {
     let p = [("command", "sleep 100"), ("health_command", "check")];
     let e = run(&d, "start", &p, &[("OCF_RESKEY_CRM_meta_timeout", "2000")]);
     assert_eq!(e.status, OcfStatus::ErrGeneric);
-    assert!(e.reason.unwrap().contains("not healthy within"));
+    let reason = e.reason.unwrap();
+    assert!(reason.contains("not healthy before the start timeout (2s"), "{reason}");
     assert_eq!(fake.alive_count(), 0);
     assert!(!fake.has_pidfile(&PathBuf::from("/run/hale/daemon-svc.pid")));
 }

@@ -2,8 +2,11 @@
 //! executable plays the service: `helper_role` sleeps when `HALE_TEST_ROLE=sleep`.
 
 use super::*;
+use hale_backend::paths::RUN_DIR;
 use hale_backend::windows::WindowsProcesses;
 use hale_ocf::{execute, Env, Execution};
+use std::thread::sleep;
+use std::time::Duration;
 
 #[test]
 fn helper_role() {

@@ -7,28 +7,31 @@
 //! a key in `allowed_signers` run; a history rewrite on the master is refused.
 //!
 //! start syncs the node's mirror (see `hale-gitrepo`), deploys the accepted commit into its own
-//! read-only tree and runs the entry from that tree with the daemon agent's process handling
-//! (detached, tagged, pidfile with start time, graceful stop escalating to SIGKILL inside the
-//! timeout). A reachable master is needed only when nothing verified is deployed yet: a node
+//! read-only tree and runs the entry from that tree under `hale-supervise` (detached, tagged,
+//! a pidfile record that proves the process is ours, graceful stop escalating to SIGKILL
+//! inside the timeout, a per-instance lock around start, stop and reload). A reachable master is needed only when nothing verified is deployed yet: a node
 //! that lost the master still starts the last good commit. In `periodic` mode the service is a
 //! small supervisor that runs the entry every `period` (see [`periodic`]).
 //!
-//! The commit a running instance uses is recorded next to its pidfile (`.commit`), so monitor
-//! depth 10 can compare it with the master's verified tip; the runs of periodic mode are kept
-//! in `.runs`. Both go with the pidfile at stop; the deployed trees stay for the next start.
+//! The commit a running instance uses is recorded next to its pidfile (`.commit`, written
+//! atomically by root and read back only from a root-owned regular file), so monitor depth 10
+//! can compare it with the master's verified tip; the runs of periodic mode are kept in the
+//! directory `.runs` beside it, created by the agent for the script's user (the supervisor runs
+//! as that user and replaces `.runs/state` atomically inside it). Both go with the pidfile at
+//! stop; the deployed trees stay for the next start.
 
 pub mod periodic;
 
-use hale_daemon::{Config as Process, Daemon};
+use hale_backend::{entry_path, is_executable, runs_in_shell, script_argv, NOT_EXECUTABLE_HINT};
 use hale_gitrepo::params::{fetch_budget, source_from, sync_deadline, validate_source, SOURCE_COUNT, SOURCE_PARAMS};
 use hale_gitrepo::{Check, Layout, Mirror, Source};
 use hale_ocf::{Action, ActionSpec, Agent, AgentInfo, Context, Failure, Kind, OcfResult, OcfStatus, Param, Values};
+use hale_supervise::{LockFor, Spec, Supervisor, HEALTH_PARAMS, PROCESS_PARAMS};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where default pidfiles live: the daemon agent's (Linux: tmpfs, a reboot leaves no stale
-/// record; Windows: under ProgramData).
-pub const RUN_DIR: &str = hale_daemon::RUN_DIR;
+const AGENT: &str = "gitscript";
+
 /// The hidden `hale` subcommand that runs periodic mode's supervisor.
 pub const SUPERVISE_COMMAND: &str = "gitscript-supervise";
 
@@ -73,58 +76,31 @@ const PARAMS: &[Param] = &[
     .kind(Kind::Integer)
     .default("3")
     .reloadable(),
-    Param::new("workdir", "Working directory", "The directory the script starts in. Default: its deployed tree."),
-    Param::new("user", "Run as user", "Run the script as this user (with its groups, HOME, USER, LOGNAME, SHELL)."),
-    Param::new(
-        "environment",
-        "Environment",
-        "Extra environment: KEY=VALUE entries separated by spaces, quoted like shell words. The \
-         script also gets PATH, HALE_COMMIT (the deployed commit id) and HALE_REPOSITORY (the \
-         mirror name), never the cluster's environment.",
-    ),
-    Param::new(
-        "pidfile",
-        "Pidfile",
-        "Where the agent records the script's (or supervisor's) process. The deployed commit \
-         (.commit) and periodic runs (.runs) are kept beside it. Default: \
-         /run/hale/gitscript-INSTANCE.pid.",
-    )
-    .unique_group("pidfile"),
-    Param::new("logfile", "Log file", "Append the script's stdout and stderr to this file. Default: discarded."),
-    Param::new(
-        "stop_signal",
-        "Stop signal",
-        "The signal that asks the script to stop; after stop_timeout the whole tree gets SIGKILL.",
-    )
-    .kind(Kind::Select(hale_backend::StopSignal::NAMES))
-    .default("TERM"),
-    Param::new(
-        "stop_timeout",
-        "Graceful stop timeout",
-        "Seconds to wait after stop_signal before SIGKILL. Default and maximum: what the stop \
-         operation's timeout allows.",
-    )
-    .kind(Kind::Seconds),
-    Param::new(
-        "health_url",
-        "Health URL",
-        "As for ocf:hale:daemon: an http(s) URL start waits for and monitors of depth 10 check.",
-    )
-    .reloadable(),
-    Param::new("health_regex", "Health body regex", "As for ocf:hale:daemon: a regex the health_url body must match.")
-        .reloadable(),
-    Param::new("health_tcp", "Health TCP address", "As for ocf:hale:daemon: host:port that must accept a connection.")
-        .reloadable(),
-    Param::new(
-        "health_command",
-        "Health command",
-        "As for ocf:hale:daemon: a program and arguments (no shell) whose exit status 0 means healthy.",
-    )
-    .reloadable(),
-    Param::new("health_timeout", "Health check timeout", "Seconds each health check may take.")
-        .kind(Kind::Seconds)
-        .default("5")
-        .reloadable(),
+    Param { longdesc: "The directory the script starts in. Default: its deployed tree.", ..PROCESS_PARAMS[0] },
+    PROCESS_PARAMS[1],
+    Param {
+        longdesc: "Extra environment: KEY=VALUE entries separated by spaces, quoted like shell words. \
+                   The script also gets PATH, HALE_COMMIT (the deployed commit id) and \
+                   HALE_REPOSITORY (the mirror name), never the cluster's environment. Values are \
+                   never logged.",
+        ..PROCESS_PARAMS[2]
+    },
+    Param {
+        longdesc: "Where the agent records the script's (or supervisor's) process: one line 'PID \
+                   START_TIME MARK', written by the agent (root) only; a file there that is not \
+                   such a record is left alone, monitor fails and start refuses. The deployed \
+                   commit (.commit) and periodic runs (.runs) are kept beside it. Default: \
+                   /run/hale/gitscript-INSTANCE.pid. Only root should be able to write its directory.",
+        ..PROCESS_PARAMS[3]
+    },
+    PROCESS_PARAMS[4],
+    PROCESS_PARAMS[5],
+    PROCESS_PARAMS[6],
+    HEALTH_PARAMS[0],
+    HEALTH_PARAMS[1],
+    HEALTH_PARAMS[2],
+    HEALTH_PARAMS[3],
+    HEALTH_PARAMS[4],
 ];
 
 const ACTIONS: &[ActionSpec] = &[
@@ -154,31 +130,41 @@ pub struct Config {
     pub mode: Mode,
     pub period: Duration,
     pub max_failures: u64,
-    /// The daemon agent's settings; `argv` and `workdir` are filled in by start from the tree.
-    pub process: Process,
+    /// The process settings; `argv` (empty here) and `workdir` (unset: the tree) are filled in
+    /// by start from the deployed tree.
+    pub process: Spec,
 }
 
 impl Config {
     fn commit_file(&self) -> PathBuf {
-        self.process.pidfile.with_extension("commit")
+        commit_file(&self.process.pidfile)
     }
     fn runs_file(&self) -> PathBuf {
-        self.process.pidfile.with_extension("runs")
+        runs_dir(&self.process.pidfile).join("state")
     }
 }
 
-fn short(c: &str) -> &str {
-    &c[..c.len().min(12)]
+fn commit_file(pidfile: &Path) -> PathBuf {
+    pidfile.with_extension("commit")
 }
 
-/// The agent. Processes are handled by an inner `ocf:hale:daemon`.
+fn runs_dir(pidfile: &Path) -> PathBuf {
+    pidfile.with_extension("runs")
+}
+
+/// The first 12 characters of a commit id (of any text: never a split character).
+fn short(c: &str) -> String {
+    c.chars().take(12).collect()
+}
+
+/// The agent. Processes are run by `hale-supervise`.
 pub struct GitScript {
-    daemon: Daemon,
+    sup: Supervisor,
 }
 
 impl GitScript {
     pub fn new(procs: Box<dyn hale_backend::Processes>) -> GitScript {
-        GitScript { daemon: Daemon::new(procs) }
+        GitScript { sup: Supervisor::new(procs) }
     }
 
     /// Sync, deploy and return the accepted commit to run, with its tree.
@@ -199,22 +185,14 @@ impl GitScript {
         Ok((commit.to_string(), c.layout.tree(&c.source.name, &commit.to_string())))
     }
 
-    /// The argv that runs the entry in `tree`: interpreter + path. On Windows an entry ending
-    /// in `.ps1` with no interpreter runs with `pwsh` or Windows PowerShell (`-NoProfile
-    /// -NonInteractive -ExecutionPolicy Bypass -File`), found on the service's PATH.
+    /// The argv that runs the entry in `tree`: interpreter + path. With no interpreter, a
+    /// PowerShell entry on Windows runs with PowerShell (see [`hale_backend::script_argv`]).
     fn entry_argv(&self, c: &Config, tree: &Path) -> Vec<String> {
-        let script = entry_path(tree, &c.entry);
-        #[cfg(windows)]
-        if c.interpreter.is_empty() && is_powershell(&c.entry) {
-            return hale_backend::windows::powershell_argv(self.daemon.processes(), c.process.path_var(), &script, &[]);
-        }
-        let mut argv = c.interpreter.clone();
-        argv.push(script.to_string_lossy().to_string());
-        argv
+        script_argv(self.sup.processes(), &c.interpreter, &entry_path(tree, &c.entry), c.process.path_var())
     }
 
-    /// The daemon settings that run `commit` from `tree`.
-    fn process_for(&self, c: &Config, commit: &str, tree: &Path) -> OcfResult<Process> {
+    /// The process that runs `commit` from `tree`.
+    fn spec_for(&self, c: &Config, commit: &str, tree: &Path) -> OcfResult<Spec> {
         let mut argv = self.entry_argv(c, tree);
         if c.mode == Mode::Periodic {
             let exe = std::env::current_exe()
@@ -234,28 +212,59 @@ impl GitScript {
         let mut environment = c.process.environment.clone();
         environment.push(("HALE_COMMIT".into(), commit.to_string()));
         environment.push(("HALE_REPOSITORY".into(), c.source.name.clone()));
-        Ok(Process {
+        Ok(Spec {
             argv,
             workdir: Some(c.process.workdir.clone().unwrap_or_else(|| tree.to_path_buf())),
-            user: c.process.user.clone(),
             environment,
-            pidfile: c.process.pidfile.clone(),
-            logfile: c.process.logfile.clone(),
-            stop_signal: c.process.stop_signal,
-            stop_timeout: c.process.stop_timeout,
-            health: c.process.health.clone(),
-            health_timeout: c.process.health_timeout,
-            tag: c.process.tag.clone(),
+            ..c.process.clone()
         })
     }
 
-    fn running_commit(c: &Config) -> Option<String> {
-        std::fs::read_to_string(c.commit_file()).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    /// The spec to look at or stop the running instance: its messages name the entry.
+    fn running_spec(c: &Config) -> Spec {
+        Spec { argv: vec![c.entry.clone()], ..c.process.clone() }
     }
 
-    /// Launch `commit` (the process is known not to run).
+    /// The commit recorded for the running instance: read from a root-owned regular file (no
+    /// symlink), and only a commit id (hex) counts; anything else is unknown.
+    fn running_commit(c: &Config) -> Option<String> {
+        let bytes = hale_backend::files::read_owned_nofollow(&c.commit_file(), 256).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let id = text.trim();
+        let hex = matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex {
+            log::warn!("{} does not hold a commit id; the running commit is unknown", c.commit_file().display());
+        }
+        hex.then(|| id.to_string())
+    }
+
+    /// A fresh `.runs` directory for periodic mode's supervisor, owned by the script's user so
+    /// it can replace its state file atomically there (the supervisor runs as that user).
+    fn fresh_runs_dir(c: &Config) -> OcfResult<()> {
+        let dir = runs_dir(&c.process.pidfile);
+        let fail = |e: std::io::Error| Failure::generic(format!("cannot prepare {}: {e}", dir.display()));
+        GitScript::remove_runs(&dir).map_err(fail)?;
+        hale_backend::files::ensure_dir(&dir, 0o755).map_err(fail)?;
+        if let Some(u) = &c.process.user {
+            hale_backend::files::give_to_user(&dir, u).map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    /// Remove the `.runs` directory (or a file of an older version, or a link planted there:
+    /// the link itself goes, never what it points to).
+    fn remove_runs(dir: &Path) -> std::io::Result<()> {
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(dir),
+            Ok(_) => std::fs::remove_file(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Launch `commit` (the process is known not to run; the caller holds the lock).
     fn launch(&self, c: &Config, commit: &str, tree: &Path, ctx: &Context) -> OcfResult {
-        let p = self.process_for(c, commit, tree)?;
+        let p = self.spec_for(c, commit, tree)?;
         if c.interpreter.is_empty() && c.mode == Mode::Daemon {
             let script = entry_path(tree, &c.entry);
             if !is_executable(&script) {
@@ -266,118 +275,35 @@ impl GitScript {
                 )));
             }
         }
-        self.daemon.validate_host(&p, ctx)?;
-        let _ = std::fs::remove_file(c.runs_file());
-        std::fs::write(c.commit_file(), format!("{commit}\n"))
-            .map_err(|e| Failure::generic(format!("cannot write {}: {e}", c.commit_file().display())))?;
-        self.daemon.start(&p, ctx)?;
+        self.sup.validate_host(&p)?;
+        if ctx.deadline.remaining() <= ctx.deadline.margin() {
+            return Err(Failure::generic(format!(
+                "the {} timeout ({:.0}s) ran out while syncing and deploying commit {}",
+                ctx.action,
+                ctx.deadline.budget().as_secs_f32(),
+                short(commit)
+            )));
+        }
+        if c.mode == Mode::Periodic {
+            GitScript::fresh_runs_dir(c)?;
+        }
+        let commit_file = c.commit_file();
+        if let Some(dir) = commit_file.parent() {
+            hale_backend::files::ensure_dir(dir, 0o755)
+                .map_err(|e| Failure::generic(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        hale_backend::files::write_atomic(&commit_file, format!("{commit}\n").as_bytes(), 0o644)
+            .map_err(|e| Failure::generic(format!("cannot write {}: {e}", commit_file.display())))?;
+        self.sup.start(&p, ctx)?;
         let mode = if c.mode == Mode::Periodic { "periodic" } else { "daemon" };
         log::info!("started {} of {} at commit {commit} ({mode} mode)", c.entry, c.source.name);
         Ok(OcfStatus::Success)
     }
 
-    fn forget(c: &Config) {
-        let _ = std::fs::remove_file(c.commit_file());
-        let _ = std::fs::remove_file(c.runs_file());
+    fn forget(pidfile: &Path) {
+        let _ = std::fs::remove_file(commit_file(pidfile));
+        let _ = GitScript::remove_runs(&runs_dir(pidfile));
     }
-}
-
-/// The entry's file in `tree` (`entry` uses `/`, as git does).
-#[cfg(not(windows))]
-fn entry_path(tree: &Path, entry: &str) -> PathBuf {
-    tree.join(entry)
-}
-/// Joined part by part on Windows, so the path has native separators throughout.
-#[cfg(windows)]
-fn entry_path(tree: &Path, entry: &str) -> PathBuf {
-    entry.split('/').filter(|p| !p.is_empty()).fold(tree.to_path_buf(), |p, part| p.join(part))
-}
-
-#[cfg(unix)]
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-#[cfg(unix)]
-const NOT_EXECUTABLE_HINT: &str = "chmod +x in git, or set interpreter";
-
-/// Windows has no execute bit: a program (`.exe`, `.com`) or a PowerShell script runs without
-/// an interpreter. Batch files do not: `CreateProcessW` would run them through `cmd.exe`.
-#[cfg(windows)]
-fn is_executable(p: &Path) -> bool {
-    let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-    p.is_file() && ["exe", "com", "ps1"].iter().any(|x| ext.eq_ignore_ascii_case(x))
-}
-#[cfg(windows)]
-const NOT_EXECUTABLE_HINT: &str = "on Windows only .exe, .com and .ps1 entries run without interpreter";
-
-/// A PowerShell script, by its extension (any case).
-#[cfg(windows)]
-fn is_powershell(entry: &str) -> bool {
-    entry.rsplit_once('.').is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("ps1"))
-}
-
-/// A program that exists on every node, standing in for the entry in validate-all.
-#[cfg(not(windows))]
-const ANY_PROGRAM: &str = "/bin/true";
-#[cfg(windows)]
-const ANY_PROGRAM: &str = r"C:\Windows\System32\cmd.exe";
-
-fn runs_with_powershell(c: &Config) -> bool {
-    #[cfg(windows)]
-    return c.interpreter.is_empty() && is_powershell(&c.entry);
-    #[cfg(not(windows))]
-    {
-        let _ = c;
-        false
-    }
-}
-
-fn default_pidfile(ctx: &Context) -> PathBuf {
-    PathBuf::from(RUN_DIR).join(format!("gitscript-{}.pid", ctx.state_name()))
-}
-
-fn tag(ctx: &Context) -> String {
-    format!("gitscript:{}", ctx.state_name())
-}
-
-/// Parse the daemon agent's process parameters through the daemon agent itself, so they mean
-/// exactly the same thing; `command` is a placeholder replaced at start.
-fn process_params(v: &Values, ctx: &Context) -> OcfResult<Process> {
-    let mut env = hale_ocf::Env::new();
-    env.set("OCF_RESKEY_command", "placeholder");
-    for k in [
-        "workdir",
-        "user",
-        "environment",
-        "logfile",
-        "stop_signal",
-        "health_url",
-        "health_regex",
-        "health_tcp",
-        "health_command",
-    ] {
-        if let Some(x) = v.str(k) {
-            env.set(format!("OCF_RESKEY_{k}"), x);
-        }
-    }
-    for k in ["stop_timeout", "health_timeout"] {
-        if let Some(d) = v.duration(k) {
-            env.set(format!("OCF_RESKEY_{k}"), format!("{}", d.as_secs_f64()));
-        }
-    }
-    let daemon = Daemon::new(Box::new(hale_backend::fake::FakeProcesses::new(&[], &[])));
-    let values = Values::parse(<Daemon as Agent>::PARAMS, &env)?;
-    let mut p = daemon.configure(&values, ctx)?;
-    p.pidfile = match v.str("pidfile") {
-        Some(f) if !Path::new(f).is_absolute() => {
-            return Err(Failure::configured(format!("parameter pidfile='{f}' must be an absolute path")))
-        }
-        Some(f) => PathBuf::from(f),
-        None => default_pidfile(ctx),
-    };
-    p.tag = tag(ctx);
-    Ok(p)
 }
 
 impl Agent for GitScript {
@@ -431,79 +357,57 @@ impl Agent for GitScript {
             mode,
             period,
             max_failures: max_failures as u64,
-            process: process_params(v, ctx)?,
+            process: hale_supervise::spec_from(AGENT, v, ctx)?,
         })
     }
 
-    fn validate_host(&self, c: &Config, ctx: &Context) -> OcfResult<()> {
+    fn validate_host(&self, c: &Config, _ctx: &Context) -> OcfResult<()> {
         validate_source(&c.source)?;
-        // The interpreter and the user/workdir/logfile checks, as the daemon agent makes them.
-        let mut p = self.process_for(c, "0", Path::new("/"))?;
+        // The interpreter and the user/workdir/logfile checks, on a stand-in tree.
+        let mut p = self.spec_for(c, "0", Path::new("/"))?;
         // No interpreter: the entry itself runs, and is checked at start, in its tree (a
         // PowerShell entry on Windows keeps its shell here, which must be installed).
-        if c.interpreter.is_empty() && c.mode == Mode::Daemon && !runs_with_powershell(c) {
-            p.argv = vec![ANY_PROGRAM.into()];
+        if c.interpreter.is_empty() && c.mode == Mode::Daemon && !runs_in_shell(&c.entry) {
+            p.argv.clear();
         }
         if c.process.workdir.is_none() {
             p.workdir = None;
         }
-        self.daemon.validate_host(&p, ctx)
+        self.sup.validate_host(&p)
     }
 
     fn start(&self, c: &Config, ctx: &Context) -> OcfResult {
+        let _lock = self.sup.lock(&c.process, LockFor::Start, ctx)?;
         let (commit, tree) = self.deploy(c, ctx)?;
-        if self.alive(c)? {
+        if self.sup.is_running(&c.process) {
             let running = GitScript::running_commit(c).unwrap_or_default();
             if running != commit {
                 log::info!("already running commit {running}; {commit} runs after reload-agent or a restart");
             }
             return Ok(OcfStatus::Success);
         }
-        // Whatever is recorded is gone: the daemon machinery cleans up strays before it starts.
+        // Whatever is recorded is gone: the supervisor cleans up strays before it starts.
         self.launch(c, &commit, &tree, ctx)
     }
 
     fn stop(&self, c: &Config, ctx: &Context) -> OcfResult {
-        let p = self.process_for(c, "", Path::new("/"))?;
-        let r = self.daemon.stop(&p, ctx)?;
-        GitScript::forget(c);
+        let _lock = self.sup.lock(&c.process, LockFor::Stop, ctx)?;
+        let r = self.sup.stop(&GitScript::running_spec(c), ctx)?;
+        GitScript::forget(&c.process.pidfile);
         Ok(r)
     }
 
     fn stop_unconfigured(&self, ctx: &Context, problem: &Failure) -> OcfResult {
-        let pidfile = ctx
-            .env
-            .param("pidfile")
-            .filter(|p| Path::new(p).is_absolute())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| default_pidfile(ctx));
-        let mut env = ctx.env.clone();
-        env.set("OCF_RESKEY_pidfile", pidfile.to_string_lossy().to_string());
-        let ctx2 = Context { env, ..ctx.clone() };
-        // The daemon agent's own fallback, with this agent's pidfile and tag.
-        let p = Process {
-            argv: vec!["unknown".into()],
-            workdir: None,
-            user: None,
-            environment: Vec::new(),
-            pidfile: pidfile.clone(),
-            logfile: None,
-            stop_signal: hale_backend::StopSignal::Term,
-            stop_timeout: None,
-            health: Default::default(),
-            health_timeout: Duration::from_secs(5),
-            tag: tag(ctx),
-        };
+        let p = Spec::minimal(AGENT, ctx);
         log::warn!("stopping with invalid parameters ({})", problem.reason);
-        let r = self.daemon.stop(&p, &ctx2)?;
-        let _ = std::fs::remove_file(pidfile.with_extension("commit"));
-        let _ = std::fs::remove_file(pidfile.with_extension("runs"));
+        let _lock = self.sup.lock(&p, LockFor::Stop, ctx)?;
+        let r = self.sup.stop(&p, ctx)?;
+        GitScript::forget(&p.pidfile);
         Ok(r)
     }
 
     fn monitor(&self, c: &Config, ctx: &Context) -> OcfResult {
-        let p = self.process_for(c, "", Path::new("/"))?;
-        let status = self.daemon.monitor(&p, ctx)?;
+        let status = self.sup.monitor(&GitScript::running_spec(c), ctx)?;
         if status != OcfStatus::Success {
             return Ok(status);
         }
@@ -527,29 +431,23 @@ impl Agent for GitScript {
 
     /// Run a newer verified commit: sync, and restart the script if the commit changed.
     fn reload_agent(&self, c: &Config, ctx: &Context) -> OcfResult {
+        let _lock = self.sup.lock(&c.process, LockFor::Start, ctx)?;
         let (commit, tree) = self.deploy(c, ctx)?;
         let running = GitScript::running_commit(c);
-        let alive = self.alive(c)?;
+        let alive = self.sup.is_running(&c.process);
         if alive && running.as_deref() == Some(commit.as_str()) {
             log::info!("already running the verified tip {commit}");
             return Ok(OcfStatus::Success);
         }
         if alive {
             log::info!("restarting {} from {} to {commit}", c.entry, running.as_deref().unwrap_or("an unknown commit"));
-            let p = self.process_for(c, "", Path::new("/"))?;
-            self.daemon.stop(&p, ctx)?;
+            self.sup.stop(&GitScript::running_spec(c), ctx)?;
         }
         self.launch(c, &commit, &tree, ctx)
     }
 }
 
 impl GitScript {
-    /// Is the script (or supervisor) alive? The daemon agent's monitor: /proc only, no fork.
-    fn alive(&self, c: &Config) -> OcfResult<bool> {
-        let p = self.process_for(c, "", Path::new("/"))?;
-        Ok(matches!(self.daemon.monitor(&p, &probe_ctx()), Ok(OcfStatus::Success)))
-    }
-
     /// Depth 10: is the running commit the master's verified tip? Never a failure: 190 with a
     /// reason when behind, refused or unreachable.
     fn compare_with_master(&self, c: &Config, ctx: &Context) -> OcfResult {
@@ -583,11 +481,6 @@ impl GitScript {
     }
 }
 
-/// A context for internal state reads (the daemon monitor reads /proc only).
-fn probe_ctx() -> Context {
-    Context::new(Action::Monitor, &hale_ocf::Env::new(), &[0], Duration::from_secs(5))
-}
-
 #[cfg(all(test, windows))]
 mod windows_tests;
 
@@ -602,7 +495,7 @@ mod tests {
         for (k, v) in params {
             env.set(format!("OCF_RESKEY_{k}"), *v);
         }
-        let a = GitScript::new(Box::new(hale_backend::fake::FakeProcesses::new(&[ANY_PROGRAM], &[])));
+        let a = GitScript::new(Box::new(hale_backend::fake::FakeProcesses::new(&[hale_backend::ANY_PROGRAM], &[])));
         execute(&a, Some(action), &env)
     }
 
@@ -628,5 +521,50 @@ mod tests {
             assert_eq!(e.status, OcfStatus::ErrConfigured, "{set:?}");
             assert!(e.reason.as_deref().unwrap_or("").contains(reason), "{set:?}: {:?}", e.reason);
         }
+    }
+
+    fn config(params: &[(&str, &str)]) -> Config {
+        let mut env = Env::new();
+        env.set("OCF_RESOURCE_INSTANCE", "job");
+        for (k, v) in params {
+            env.set(format!("OCF_RESKEY_{k}"), *v);
+        }
+        let a = GitScript::new(Box::new(hale_backend::fake::FakeProcesses::new(&[], &[])));
+        let ctx = Context::new(Action::Monitor, &env, &[0, 10], Duration::from_secs(20));
+        a.configure(&Values::parse(GitScript::PARAMS, &env).unwrap(), &ctx).unwrap()
+    }
+
+    #[test]
+    fn a_commit_record_that_is_not_a_commit_id_is_unknown_never_a_panic() {
+        let dir = std::env::temp_dir().join(format!("hale-gitscript-commit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("g.pid").display().to_string();
+        let c = config(&[
+            ("repository", "/srv/git/ops.git"),
+            ("entry", "bin/job"),
+            ("verify", "none"),
+            ("pidfile", &pidfile),
+        ]);
+        let id = "0123456789abcdef0123456789abcdef01234567";
+        std::fs::write(c.commit_file(), format!("{id}\n")).unwrap();
+        assert_eq!(GitScript::running_commit(&c).as_deref(), Some(id));
+        for bad in
+            [&b"\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\xf7\xf6\xf5\xf4\xf3"[..], "xéééééééééééé".as_bytes(), b"../../x"]
+        {
+            std::fs::write(c.commit_file(), bad).unwrap();
+            assert_eq!(GitScript::running_commit(&c), None);
+        }
+        assert_eq!(short("ééééééééééééééé"), "éééééééééééé");
+        // Depth 10 with no mirror: degraded, with the unknown commit, never an internal error.
+        let env = {
+            let mut e = Env::new();
+            e.set("OCF_RESOURCE_INSTANCE", "job");
+            e
+        };
+        let ctx = Context::new(Action::Monitor, &env, &[0, 10], Duration::from_secs(20));
+        let a = GitScript::new(Box::new(hale_backend::fake::FakeProcesses::new(&[], &[])));
+        let e = a.compare_with_master(&c, &ctx).unwrap_err();
+        assert_eq!(e.status, OcfStatus::Degraded);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

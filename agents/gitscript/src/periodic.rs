@@ -47,32 +47,23 @@ impl RunState {
         Ok(s)
     }
 
-    /// Read a state file; None when there is none yet (no run has finished).
+    /// Read a state file; None when there is none yet (no run has finished). Never through a
+    /// symlink (the file's directory belongs to the script's user), at most 4 KiB, and bytes
+    /// that are not UTF-8 are a parse error, not a panic.
     pub fn read(path: &Path) -> Result<Option<RunState>, String> {
-        match std::fs::read_to_string(path) {
-            Ok(t) => RunState::parse(&t).map(Some).map_err(|e| format!("state file {}: {e}", path.display())),
+        match hale_backend::files::read_tail_nofollow(path, 4096) {
+            Ok(b) => RunState::parse(&String::from_utf8_lossy(&b))
+                .map(Some)
+                .map_err(|e| format!("state file {}: {e}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
     }
 
+    /// Replace the state file atomically, under an unguessable temporary name, never
+    /// through a symlink.
     fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, self.to_text())?;
-        std::fs::rename(&tmp, path)
-    }
-}
-
-fn describe(status: std::process::ExitStatus) -> (bool, String) {
-    #[cfg(unix)]
-    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
-    // Windows: every end has an exit code (a terminated process gets the one it was given).
-    #[cfg(not(unix))]
-    let signal: Option<i32> = None;
-    match (status.code(), signal) {
-        (Some(c), _) => (c == 0, format!("exit status {c}")),
-        (None, Some(s)) => (false, format!("killed by signal {s}")),
-        _ => (false, "ended".into()),
+        hale_backend::files::write_atomic(path, self.to_text().as_bytes(), 0o644)
     }
 }
 
@@ -89,7 +80,7 @@ pub fn supervise(state: &Path, period: Duration, argv: &[String]) -> i32 {
         let began = Instant::now();
         // stdout and stderr are the supervisor's: the resource's logfile.
         let (ok, how) = match Command::new(program).args(args).stdin(Stdio::null()).status() {
-            Ok(st) => describe(st),
+            Ok(st) => hale_backend::describe_exit(st),
             Err(e) => (false, format!("could not start: {e}")),
         };
         rs.runs += 1;

@@ -6,7 +6,9 @@
 
 use super::*;
 use hale_backend::fake::FakeProcesses;
+use hale_backend::paths::RUN_DIR;
 use hale_backend::windows::WindowsProcesses;
+use hale_backend::ANY_PROGRAM;
 use hale_ocf::{execute, Env, Execution};
 
 /// The interpreter: checks that it was given the deployed script, then runs until stopped.

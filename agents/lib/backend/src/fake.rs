@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Default)]
 struct World {
     next_pid: u32,
-    /// pidfile → record, as the pidfile would hold it.
-    pidfiles: BTreeMap<PathBuf, ProcessRecord>,
+    /// pidfile → record and instance mark, as the pidfile would hold them.
+    pidfiles: BTreeMap<PathBuf, (ProcessRecord, String)>,
+    /// pidfiles that hold something else than a record of ours.
+    foreign: Vec<PathBuf>,
     /// live processes: pid → the spec that started them.
     alive: BTreeMap<u32, SpawnSpec>,
     /// pids that ignore graceful signals.
@@ -50,14 +52,14 @@ impl FakeProcesses {
     /// The service behind `pidfile` dies (the pidfile stays).
     pub fn crash(&self, pidfile: &Path) {
         let mut w = self.world.lock().unwrap();
-        if let Some(r) = w.pidfiles.get(pidfile).copied() {
+        if let Some((r, _)) = w.pidfiles.get(pidfile).cloned() {
             w.alive.remove(&r.pid);
         }
     }
     /// The service behind `pidfile` ignores graceful signals.
     pub fn ignore_signal(&self, pidfile: &Path) {
         let mut w = self.world.lock().unwrap();
-        if let Some(r) = w.pidfiles.get(pidfile).copied() {
+        if let Some((r, _)) = w.pidfiles.get(pidfile).cloned() {
             w.stubborn.push(r.pid);
         }
     }
@@ -84,7 +86,14 @@ impl FakeProcesses {
     }
 
     pub fn has_pidfile(&self, pidfile: &Path) -> bool {
-        self.world.lock().unwrap().pidfiles.contains_key(pidfile)
+        let w = self.world.lock().unwrap();
+        w.pidfiles.contains_key(pidfile) || w.foreign.iter().any(|f| f == pidfile)
+    }
+    /// Something that is not our record appears at `pidfile` (a lone PID, another file).
+    pub fn plant_foreign(&self, pidfile: &Path) {
+        let mut w = self.world.lock().unwrap();
+        w.pidfiles.remove(pidfile);
+        w.foreign.push(pidfile.to_path_buf());
     }
 }
 
@@ -98,18 +107,27 @@ impl Processes for FakeProcesses {
         }
         w.next_pid += 1;
         let record = ProcessRecord { pid: w.next_pid, start_time: 1 };
-        w.pidfiles.insert(spec.pidfile.clone(), record);
+        if w.foreign.contains(&spec.pidfile) {
+            return Err(BackendError::Failed(format!("{} is not ours", spec.pidfile.display())));
+        }
+        w.pidfiles.insert(spec.pidfile.clone(), (record, spec.tag.clone()));
         w.alive.insert(record.pid, spec.clone());
         w.spawned.push(spec.clone());
         Ok(record)
     }
 
-    fn state(&self, pidfile: &Path) -> ProcessState {
+    fn state(&self, pidfile: &Path, tag: &str) -> ProcessState {
         let w = self.world.lock().unwrap();
+        if w.foreign.iter().any(|f| f == pidfile) {
+            return ProcessState::Corrupt(format!("pidfile {} is corrupt or not ours", pidfile.display()));
+        }
         match w.pidfiles.get(pidfile) {
             None => ProcessState::NoRecord,
-            Some(r) if w.alive.contains_key(&r.pid) => ProcessState::Running(*r),
-            Some(r) => ProcessState::Gone(*r),
+            Some((_, t)) if t != tag => {
+                ProcessState::Corrupt(format!("pidfile {} is marked for another resource", pidfile.display()))
+            }
+            Some((r, _)) if w.alive.contains_key(&r.pid) => ProcessState::Running(*r),
+            Some((r, _)) => ProcessState::Gone(*r),
         }
     }
 
@@ -131,7 +149,9 @@ impl Processes for FakeProcesses {
         for p in &mine {
             w.alive.remove(p);
         }
-        w.pidfiles.remove(pidfile);
+        if w.pidfiles.get(pidfile).is_some_and(|(_, t)| t == tag) {
+            w.pidfiles.remove(pidfile);
+        }
         Ok(StopReport { found: mine.len(), forced })
     }
 
@@ -198,17 +218,18 @@ mod tests {
     fn fake_lifecycle() {
         let f = FakeProcesses::new(&["/usr/bin/sleep"], &[]);
         let s = spec("a");
-        assert_eq!(f.state(&s.pidfile), ProcessState::NoRecord);
+        assert_eq!(f.state(&s.pidfile, "a"), ProcessState::NoRecord);
         let r = f.spawn(&s).unwrap();
-        assert_eq!(f.state(&s.pidfile), ProcessState::Running(r));
+        assert_eq!(f.state(&s.pidfile, "a"), ProcessState::Running(r));
+        assert!(matches!(f.state(&s.pidfile, "b"), ProcessState::Corrupt(_)));
         f.crash(&s.pidfile);
-        assert_eq!(f.state(&s.pidfile), ProcessState::Gone(r));
+        assert_eq!(f.state(&s.pidfile, "a"), ProcessState::Gone(r));
         f.spawn(&s).unwrap();
         f.ignore_signal(&s.pidfile);
         let later = Instant::now() + Duration::from_secs(1);
         let rep = f.stop(&s.pidfile, "a", StopSignal::Term, Duration::ZERO, later).unwrap();
         assert!(rep.forced && rep.found == 1);
-        assert_eq!(f.state(&s.pidfile), ProcessState::NoRecord);
+        assert_eq!(f.state(&s.pidfile, "a"), ProcessState::NoRecord);
         assert!(f.find_program("sleep", "/usr/bin").is_some());
         let mut with_user = spec("b");
         with_user.user = Some("ghost".into());
@@ -218,10 +239,11 @@ mod tests {
     #[test]
     fn pidfile_text() {
         let r = ProcessRecord { pid: 42, start_time: 7 };
-        assert_eq!(ProcessRecord::parse(&r.to_file_text()), Ok(r));
-        assert_eq!(ProcessRecord::parse("42\n"), Ok(ProcessRecord { pid: 42, start_time: 0 }));
-        for bad in ["", "x", "0", "1 2 3", "1 x"] {
-            assert!(ProcessRecord::parse(bad).is_err(), "{bad}");
+        assert_eq!(r.to_file_text("daemon:web"), "42 7 daemon:web\n");
+        assert_eq!(ProcessRecord::parse(&r.to_file_text("daemon:web"), "daemon:web"), Ok(r));
+        // A lone PID, a record without a mark or with another's: never ours.
+        for bad in ["", "x", "0", "42\n", "42 7\n", "1 x daemon:web", "42 7 daemon:other\n", "42 7 daemon:web extra"] {
+            assert!(ProcessRecord::parse(bad, "daemon:web").is_err(), "{bad}");
         }
         assert_eq!(StopSignal::parse("sigterm"), Some(StopSignal::Term));
         assert_eq!(StopSignal::parse("TERMINATE"), None);

@@ -182,6 +182,137 @@ pub fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The last `limit` bytes of `path`, refusing a symlink at the path (a log file's tail, read
+/// without reading a huge file whole).
+pub fn read_tail_nofollow(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc_nofollow() | libc::O_NONBLOCK);
+    }
+    let mut f = o.open(path)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(limit)))?;
+    let mut out = Vec::new();
+    f.take(limit).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Read at most `limit` bytes of `path`, a record this process wrote: refused (an error of
+/// kind `PermissionDenied`, or the no-follow open's own error) when `path` is a symlink, not a
+/// regular file or, on Unix, owned by another user than the one we run as. A file anyone else
+/// could have written (a pidfile planted in a directory the service user can write, a copy of
+/// /etc/passwd) is never taken for ours. Windows: a no-follow read of a regular file.
+pub fn read_owned_nofollow(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: a FIFO planted at the path must not block the open.
+        o.custom_flags(libc_nofollow() | libc::O_NONBLOCK);
+    }
+    let f = o.open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::PermissionDenied, "not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("owned by uid {}, not by uid {me} that writes our records", meta.uid()),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    f.take(limit).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// An exclusive advisory lock on a file, held until dropped (the OS releases it when the
+/// process dies, so a killed agent never leaves a stale lock).
+#[derive(Debug)]
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+/// Take the exclusive lock of `path` (created with `mode` if missing, never through a
+/// symlink), waiting for another holder until `until`. Unix: `flock(2)`; Windows:
+/// `LockFileEx` through std. A timeout is an error of kind `WouldBlock`.
+pub fn lock_exclusive(path: &Path, mode: u32, until: Instant) -> io::Result<FileLock> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(mode).custom_flags(libc_nofollow());
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let file = o.open(path)?;
+    loop {
+        match try_lock(&file) {
+            Ok(true) => return Ok(FileLock { _file: file }),
+            Ok(false) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())))
+            }
+            Ok(false) => return Err(io::Error::new(io::ErrorKind::WouldBlock, "held by another process")),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn try_lock(f: &std::fs::File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor; flock does not touch memory.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+#[cfg(windows)]
+fn try_lock(f: &std::fs::File) -> io::Result<bool> {
+    match f.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Make `path` (just created by us) belong to `user`, so a service running as that user may
+/// write in it. Unix: chown to the user's uid and primary gid, never through a symlink;
+/// Windows: nothing (services there run as the cluster's account).
+pub fn give_to_user(path: &Path, user: &str) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let u = nix::unistd::User::from_name(user)
+            .map_err(io::Error::from)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("user '{user}' does not exist")))?;
+        std::os::unix::fs::lchown(path, Some(u.uid.as_raw()), Some(u.gid.as_raw()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, user);
+        Ok(())
+    }
+}
+
 /// Make sure `dir` exists as a real directory (not a symlink, not a file), creating it and its
 /// parents with `mode` when missing. A node just booted has an empty /run: every agent calls
 /// this before writing its state, in every action that writes.

@@ -7,6 +7,9 @@
 //! it: the Windows implementation (Job Objects, CreateProcessW, the Event Log) sits beside
 //! Linux and the agents do not know which one they got.
 
+// The in-memory fake is for tests only: this crate's, and (feature `fake`, a dev-dependency)
+// the agents'. Production code never sees it.
+#[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod files;
 #[cfg(target_os = "linux")]
@@ -15,6 +18,7 @@ pub mod net;
 pub mod paths;
 pub mod process;
 pub mod readonly;
+pub mod script;
 pub mod signals;
 pub mod system;
 #[cfg(windows)]
@@ -23,6 +27,9 @@ pub mod windows;
 pub use process::{
     BackendError, CheckOutcome, CommandOutput, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport,
     StopSignal,
+};
+pub use script::{
+    describe_exit, entry_path, is_executable, runs_in_shell, script_argv, ANY_PROGRAM, NOT_EXECUTABLE_HINT,
 };
 
 /// The process backend of the machine we run on.

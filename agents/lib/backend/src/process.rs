@@ -39,42 +39,55 @@ pub struct ProcessRecord {
 }
 
 impl ProcessRecord {
-    /// The pidfile text: `PID START_TIME\n`.
-    pub fn to_file_text(self) -> String {
-        format!("{} {}\n", self.pid, self.start_time)
+    /// The pidfile text: `PID START_TIME TAG\n`. The tag is the instance mark
+    /// ([`SpawnSpec::tag`]): a record names the resource it belongs to, so a file written for
+    /// another resource, by another tool or by hand is never taken for ours.
+    pub fn to_file_text(self, tag: &str) -> String {
+        format!("{} {} {tag}\n", self.pid, self.start_time)
     }
 
-    /// Parse a pidfile. A lone PID (a pidfile some other tool wrote) is accepted with start
-    /// time 0, meaning "unknown": such a record is trusted only while that PID is alive.
-    pub fn parse(text: &str) -> Result<ProcessRecord, String> {
-        let mut parts = text.split_whitespace();
-        let pid = parts.next().ok_or("empty")?;
-        let pid: u32 = pid.parse().map_err(|_| format!("'{}' is not a process id", pid.escape_debug()))?;
+    /// Parse a pidfile written for the instance marked `tag`. Anything else is refused: a lone
+    /// PID (a service's own pidfile, a file some other tool wrote), a record without a start
+    /// time or with another instance's mark. A PID whose start time and mark are unknown is
+    /// never ours.
+    pub fn parse(text: &str, tag: &str) -> Result<ProcessRecord, String> {
+        let line = text.strip_suffix('\n').unwrap_or(text);
+        let mut parts = line.splitn(3, ' ');
+        let pid = parts.next().unwrap_or_default();
+        let pid: u32 = pid.parse().map_err(|_| "it does not start with a process id".to_string())?;
         if pid == 0 {
             return Err("process id 0".into());
         }
-        let start_time = match parts.next() {
-            None => 0,
-            Some(s) => s.parse().map_err(|_| format!("'{}' is not a start time", s.escape_debug()))?,
+        let start_time: u64 = match parts.next() {
+            None => return Err("a process id alone, without start time and instance mark".into()),
+            Some(s) => s.parse().map_err(|_| "the second field is not a start time".to_string())?,
         };
-        if parts.next().is_some() {
-            return Err("unexpected extra fields".into());
+        match parts.next() {
+            Some(t) if t == tag => Ok(ProcessRecord { pid, start_time }),
+            Some(_) => Err("it is marked for another resource".into()),
+            None => Err("it has no instance mark".into()),
         }
-        Ok(ProcessRecord { pid, start_time })
     }
 
-    /// Read the record in `pidfile`. Every backend answers a missing pidfile with
-    /// [`ProcessState::NoRecord`] and an unreadable or unparsable one with
-    /// [`ProcessState::Corrupt`] naming the file; only the liveness check of a record read
-    /// here is OS-specific.
-    pub fn read(pidfile: &Path) -> Result<ProcessRecord, ProcessState> {
-        let text = match std::fs::read_to_string(pidfile) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ProcessState::NoRecord),
-            Err(e) => return Err(ProcessState::Corrupt(format!("cannot read pidfile {}: {e}", pidfile.display()))),
+    /// Read the record in `pidfile` for the instance marked `tag`. Every backend answers a
+    /// missing pidfile with [`ProcessState::NoRecord`] and anything that is not our record
+    /// with [`ProcessState::Corrupt`] naming the file: a symlink, a file owned by another user
+    /// (see [`crate::files::read_owned_nofollow`]), unreadable, or not in our format. Only the
+    /// liveness check of a record read here is OS-specific.
+    pub fn read(pidfile: &Path, tag: &str) -> Result<ProcessRecord, ProcessState> {
+        let bytes = match crate::files::read_owned_nofollow(pidfile, 4096) {
+            Ok(b) => b,
+            // No file, or no directory to hold one (a file in its place): nothing recorded.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+                return Err(ProcessState::NoRecord)
+            }
+            Err(e) => {
+                return Err(ProcessState::Corrupt(format!("pidfile {} is not our record: {e}", pidfile.display())))
+            }
         };
-        ProcessRecord::parse(&text)
-            .map_err(|e| ProcessState::Corrupt(format!("pidfile {} is corrupt: {e}", pidfile.display())))
+        let text = String::from_utf8_lossy(&bytes);
+        ProcessRecord::parse(&text, tag)
+            .map_err(|e| ProcessState::Corrupt(format!("pidfile {} is corrupt or not ours ({e})", pidfile.display())))
     }
 }
 
@@ -88,7 +101,9 @@ pub enum ProcessState {
     /// The pidfile names a process that is gone (exited, a zombie, or its PID now belongs to
     /// another process).
     Gone(ProcessRecord),
-    /// The pidfile cannot be read or parsed; the state is unknown.
+    /// The pidfile is not our record (unreadable, a symlink, owned by someone else, another
+    /// format or another instance's mark). Nothing it names is ours: it is never signalled,
+    /// never replaced and never removed.
     Corrupt(String),
 }
 
@@ -179,16 +194,18 @@ pub trait Processes {
     /// return its record.
     fn spawn(&self, spec: &SpawnSpec) -> Result<ProcessRecord, BackendError>;
 
-    /// Read the pidfile and check the process. Never forks and never writes.
-    fn state(&self, pidfile: &Path) -> ProcessState;
+    /// Read the pidfile (see [`ProcessRecord::read`]) and check the process: running only when
+    /// its start time is the recorded one. Never forks and never writes.
+    fn state(&self, pidfile: &Path, tag: &str) -> ProcessState;
 
     /// How the recorded process ended, if it was our child and has exited.
     fn exit_status(&self, record: ProcessRecord) -> Option<String>;
 
     /// Stop everything of this service: send `signal` to the recorded process and its group,
     /// wait up to `grace`, then kill the whole tree and every process carrying `tag`, and wait
-    /// for them to go, all before `deadline`. Removes the pidfile once nothing is left.
-    /// Succeeds when nothing was running. Fails only when something survives.
+    /// for them to go, all before `deadline`. Removes the pidfile once nothing is left, if it
+    /// is our record (a [`ProcessState::Corrupt`] file is left alone, and its PID is not
+    /// signalled). Succeeds when nothing was running. Fails only when something survives.
     fn stop(
         &self,
         pidfile: &Path,

@@ -53,14 +53,14 @@ fn spawn_state_stop() {
     let p = LinuxProcesses::new();
     let s = spec(&dir, &["sleep", "300"], "t-basic");
     let rec = p.spawn(&s).unwrap();
-    assert_eq!(p.state(&s.pidfile), ProcessState::Running(rec));
+    assert_eq!(p.state(&s.pidfile, &s.tag), ProcessState::Running(rec));
     let st = procfs::stat(rec.pid).unwrap();
     assert_eq!(st.pgrp, rec.pid, "the service leads its own process group");
     assert!(procfs::has_env(rec.pid, "HALE_INSTANCE", "t-basic"));
     assert!(!procfs::has_env(rec.pid, "HOME", "/root"), "the agent's environment must not leak");
     let report = p.stop(&s.pidfile, &s.tag, StopSignal::Term, Duration::from_secs(5), soon()).unwrap();
     assert_eq!((report.found, report.forced), (1, false));
-    assert_eq!(p.state(&s.pidfile), ProcessState::NoRecord);
+    assert_eq!(p.state(&s.pidfile, &s.tag), ProcessState::NoRecord);
     // stop again: nothing to do, still success
     let again = p.stop(&s.pidfile, &s.tag, StopSignal::Term, Duration::from_secs(5), soon()).unwrap();
     assert_eq!(again.found, 0);
@@ -87,7 +87,7 @@ fn stray_without_pidfile_is_found_by_tag() {
     let s = spec(&dir, &["sleep", "300"], "t-stray");
     let rec = p.spawn(&s).unwrap();
     std::fs::remove_file(&s.pidfile).unwrap(); // as if the agent died before writing it
-    assert_eq!(p.state(&s.pidfile), ProcessState::NoRecord);
+    assert_eq!(p.state(&s.pidfile, &s.tag), ProcessState::NoRecord);
     let report = p.stop(&s.pidfile, &s.tag, StopSignal::Term, Duration::from_secs(5), soon()).unwrap();
     assert_eq!(report.found, 1);
     assert!(procfs::stat(rec.pid).is_none_or(|s| !s.is_alive()));
@@ -101,13 +101,75 @@ fn pid_reuse_and_corruption_are_detected() {
     // Our own pid with a wrong start time: a reused pid, not our service.
     let me = procfs::stat(std::process::id()).unwrap();
     let fake = ProcessRecord { pid: me.pid, start_time: me.start_time + 1 };
-    std::fs::write(&pidfile, fake.to_file_text()).unwrap();
-    assert_eq!(p.state(&pidfile), ProcessState::Gone(fake));
+    std::fs::write(&pidfile, fake.to_file_text("t-none")).unwrap();
+    assert_eq!(p.state(&pidfile, "t-none"), ProcessState::Gone(fake));
     std::fs::write(&pidfile, "12ab\n").unwrap();
-    assert!(matches!(p.state(&pidfile), ProcessState::Corrupt(m) if m.contains("corrupt")));
-    // stop with a corrupt pidfile: nothing of ours runs, so it succeeds and cleans up.
+    assert!(matches!(p.state(&pidfile, "t-none"), ProcessState::Corrupt(m) if m.contains("corrupt")));
+    // stop with a corrupt pidfile: nothing of ours runs, so it succeeds, and the file that is
+    // not ours stays.
     p.stop(&pidfile, "t-none", StopSignal::Term, Duration::from_secs(1), soon()).unwrap();
-    assert!(!pidfile.exists());
+    assert!(pidfile.exists());
+}
+
+#[test]
+fn a_pid_without_proof_is_never_ours() {
+    let dir = scratch("proof");
+    let p = LinuxProcesses::new();
+    let pidfile = dir.join("x.pid");
+    let mut victim = std::process::Command::new("sleep").arg("300").spawn().unwrap();
+    let st = procfs::stat(victim.id()).unwrap();
+    let exact = ProcessRecord { pid: victim.id(), start_time: st.start_time };
+    // A lone PID, PID and start time without a mark, another instance's mark, and our exact
+    // record in a file someone else owns: none of them is ours.
+    let owned_by_nobody = |text: &str| {
+        std::fs::write(&pidfile, text).unwrap();
+        std::os::unix::fs::chown(&pidfile, Some(65534), Some(65534)).unwrap();
+    };
+    for (text, nobody) in [
+        (format!("{}\n", victim.id()), false),
+        (format!("{} {}\n", victim.id(), st.start_time), false),
+        (exact.to_file_text("t-other"), false),
+        (exact.to_file_text("t-proof"), true),
+    ] {
+        let _ = std::fs::remove_file(&pidfile);
+        if nobody {
+            owned_by_nobody(&text);
+        } else {
+            std::fs::write(&pidfile, &text).unwrap();
+        }
+        assert!(matches!(p.state(&pidfile, "t-proof"), ProcessState::Corrupt(_)), "{text}");
+        p.stop(&pidfile, "t-proof", StopSignal::Kill, Duration::ZERO, soon()).unwrap();
+        assert!(procfs::stat(victim.id()).is_some_and(|s| s.is_alive()), "{text}: the victim was signalled");
+        assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), text, "a file not ours is left alone");
+    }
+    let _ = std::fs::remove_file(&pidfile);
+    std::os::unix::fs::symlink(dir.join("elsewhere"), &pidfile).unwrap();
+    std::fs::write(dir.join("elsewhere"), exact.to_file_text("t-proof")).unwrap();
+    assert!(matches!(p.state(&pidfile, "t-proof"), ProcessState::Corrupt(_)), "a symlinked record");
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}
+
+#[test]
+fn a_planted_logfile_link_is_refused_and_the_temporary_is_not_followed() {
+    let dir = scratch("plant");
+    let p = LinuxProcesses::new();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "root only").unwrap();
+    let mut s = spec(&dir, &["sleep", "300"], "t-plant");
+    std::os::unix::fs::symlink(&secret, dir.join("out.log")).unwrap();
+    assert!(p.spawn(&s).is_err(), "a symlink at the log path");
+    std::fs::remove_file(dir.join("out.log")).unwrap();
+    std::fs::hard_link(&secret, dir.join("out.log")).unwrap();
+    assert!(matches!(p.spawn(&s), Err(hale_backend::BackendError::Permission(_))), "a second link");
+    s.logfile = None;
+    // The old temporary name next to the pidfile, planted as a link: never followed.
+    std::fs::create_dir_all(dir.join("run")).unwrap();
+    std::os::unix::fs::symlink(&secret, dir.join(format!("run/svc.tmp{}", std::process::id()))).unwrap();
+    let rec = p.spawn(&s).unwrap();
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root only");
+    assert_eq!(p.state(&s.pidfile, &s.tag), ProcessState::Running(rec));
+    p.stop(&s.pidfile, &s.tag, StopSignal::Kill, Duration::ZERO, soon()).unwrap();
 }
 
 #[test]
@@ -118,7 +180,7 @@ fn zombie_is_not_alive() {
     let rec = p.spawn(&s).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     // `true` has exited and, unreaped, is a zombie child of this test process.
-    assert_eq!(p.state(&s.pidfile), ProcessState::Gone(rec));
+    assert_eq!(p.state(&s.pidfile, &s.tag), ProcessState::Gone(rec));
     assert_eq!(p.exit_status(rec).as_deref(), Some("exited with status 0"));
 }
 

@@ -34,8 +34,8 @@ impl hale_backend::Processes for Shared {
     fn spawn(&self, s: &hale_backend::SpawnSpec) -> Result<hale_backend::ProcessRecord, hale_backend::BackendError> {
         self.0.spawn(s)
     }
-    fn state(&self, p: &std::path::Path) -> hale_backend::ProcessState {
-        self.0.state(p)
+    fn state(&self, p: &std::path::Path, t: &str) -> hale_backend::ProcessState {
+        self.0.state(p, t)
     }
     fn exit_status(&self, r: hale_backend::ProcessRecord) -> Option<String> {
         self.0.exit_status(r)

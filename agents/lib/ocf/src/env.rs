@@ -20,17 +20,43 @@ pub enum OcfVersion {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Env {
     vars: BTreeMap<String, String>,
+    /// Variables whose value is not UTF-8: kept by name so that a parameter set to such a
+    /// value is refused, not taken for unset.
+    invalid: std::collections::BTreeSet<String>,
 }
 
 impl Env {
-    /// The current process environment. Variables that are not valid UTF-8 are skipped: no
-    /// OCF variable can be, and a parameter with such a value is reported as missing.
+    /// The current process environment. A variable whose value is not valid UTF-8 is
+    /// remembered by name ([`Env::is_invalid`]): a parameter with such a value is a
+    /// configuration error, never "unset" (an unset `user` means root). Names that are not
+    /// UTF-8 are skipped: no OCF variable has one.
     pub fn from_process() -> Env {
-        Env {
-            vars: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
+        let mut env = Env::default();
+        for (k, v) in std::env::vars_os() {
+            let Ok(k) = k.into_string() else { continue };
+            match v.into_string() {
+                Ok(v) => {
+                    env.vars.insert(k, v);
+                }
+                Err(_) => {
+                    env.invalid.insert(k);
+                }
+            }
         }
+        env
+    }
+
+    /// An environment of `pairs` plus variables named in `invalid` whose values are not
+    /// UTF-8 (what [`Env::from_process`] builds from such a process environment).
+    pub fn from_pairs_with_invalid(pairs: &[(&str, &str)], invalid: &[&str]) -> Env {
+        let mut env: Env = pairs.iter().copied().collect();
+        env.invalid.extend(invalid.iter().map(|k| k.to_string()));
+        env
+    }
+
+    /// Was `key` set to a value that is not UTF-8?
+    pub fn is_invalid(&self, key: &str) -> bool {
+        self.invalid.contains(key)
     }
 
     pub fn new() -> Env {
@@ -38,7 +64,9 @@ impl Env {
     }
 
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Env {
-        self.vars.insert(key.into(), value.into());
+        let key = key.into();
+        self.invalid.remove(&key);
+        self.vars.insert(key, value.into());
         self
     }
 
@@ -149,7 +177,7 @@ impl ActionEnv {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Env {
     fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Env {
-        Env { vars: iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        Env { vars: iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect(), invalid: Default::default() }
     }
 }
 

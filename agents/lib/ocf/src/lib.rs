@@ -26,7 +26,7 @@ pub use env::{Env, OcfVersion};
 pub use erased::AnyAgent;
 pub use logging::SyslogSink;
 pub use runner::{execute, Execution};
-pub use schema::{Kind, Param, Values};
+pub use schema::{redact_environment, redact_url, Kind, Param, Shown, Values};
 pub use status::{Failure, OcfResult, OcfStatus};
 
 #[cfg(test)]

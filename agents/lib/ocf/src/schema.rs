@@ -39,6 +39,48 @@ pub struct Param {
     pub reloadable: bool,
     /// A secret: `private` in meta-data, never logged, never put on a command line.
     pub secret: bool,
+    /// How the value is shown in logs when it is not a secret as a whole.
+    pub shown: Shown,
+}
+
+/// How a parameter's value appears in a log line ([`Values::display_safe`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    /// As it is.
+    Plain,
+    /// A `KEY=VALUE ...` list (an environment): the keys are shown, every value is `***`.
+    EnvValues,
+    /// A URL: the user and password before `@` are `***`.
+    Url,
+}
+
+/// A URL for a log line or an exit reason: `http://user:pass@host/` becomes
+/// `http://***@host/`. Anything without userinfo is returned as is.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+/// An environment list (`KEY=VALUE` words, shell-quoted) for a log line: the keys stay, the
+/// values become `***`. Words without `=` are shown as `***` too: they may be a value that
+/// lost its key to a typo.
+pub fn redact_environment(list: &str) -> String {
+    list.split_whitespace()
+        .map(|w| match w.split_once('=') {
+            Some((k, _)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                format!("{k}=***")
+            }
+            _ => "***".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Param {
@@ -54,6 +96,7 @@ impl Param {
             unique_group: None,
             reloadable: false,
             secret: false,
+            shown: Shown::Plain,
         }
     }
     pub const fn kind(mut self, kind: Kind) -> Param {
@@ -78,6 +121,11 @@ impl Param {
     }
     pub const fn secret(mut self) -> Param {
         self.secret = true;
+        self
+    }
+    /// Show the value redacted in logs (see [`Shown`]).
+    pub const fn shown(mut self, shown: Shown) -> Param {
+        self.shown = shown;
         self
     }
 
@@ -150,6 +198,7 @@ pub enum Value {
 pub struct Values {
     values: BTreeMap<&'static str, Value>,
     secrets: Vec<&'static str>,
+    shown: BTreeMap<&'static str, Shown>,
 }
 
 impl Values {
@@ -162,6 +211,12 @@ impl Values {
         for p in schema {
             if p.secret {
                 values.secrets.push(p.name);
+            }
+            values.shown.insert(p.name, p.shown);
+            // Not unset: a value that is not text is refused, else `user=` with a stray byte
+            // would run the service as root.
+            if env.is_invalid(&format!("OCF_RESKEY_{}", p.name)) {
+                return Err(Failure::configured(format!("parameter {} is not valid UTF-8 text", p.name)));
             }
             let raw = env.param(p.name).or(p.default);
             match raw {
@@ -237,7 +292,11 @@ impl Values {
                 "***".to_string()
             } else {
                 match v {
-                    Value::Str(s) => format!("{s:?}"),
+                    Value::Str(s) => match self.shown.get(k) {
+                        Some(Shown::EnvValues) => format!("{:?}", redact_environment(s)),
+                        Some(Shown::Url) => format!("{:?}", redact_url(s)),
+                        _ => format!("{s:?}"),
+                    },
                     Value::Int(n) => n.to_string(),
                     Value::Bool(b) => b.to_string(),
                     Value::Duration(d) => format!("{}s", d.as_secs()),
@@ -307,6 +366,30 @@ mod tests {
             let e = Values::parse(SCHEMA, &env(&[("cmd", "x"), (k, v)])).unwrap_err();
             assert!(e.reason.contains(want), "{} vs {want}", e.reason);
         }
+    }
+
+    #[test]
+    fn environment_values_and_url_credentials_are_hidden() {
+        let schema = [
+            Param::new("environment", "e", "e").shown(Shown::EnvValues),
+            Param::new("health_url", "u", "u").shown(Shown::Url),
+        ];
+        let mut env = Env::new();
+        env.set("OCF_RESKEY_environment", "DB_PASSWORD=hunter2 'OPTS=-a -b' stray");
+        env.set("OCF_RESKEY_health_url", "http://admin:PASSWORD@db:8080/x@y");
+        let shown = Values::parse(&schema, &env).unwrap().display_safe();
+        assert!(!shown.contains("hunter2") && !shown.contains("PASSWORD@") && !shown.contains("stray"), "{shown}");
+        assert!(shown.contains("DB_PASSWORD=***") && shown.contains("http://***@db:8080/x@y"), "{shown}");
+        assert_eq!(redact_url("https://h/p@q"), "https://h/p@q");
+    }
+
+    #[test]
+    fn a_value_that_is_not_text_is_refused_not_unset() {
+        let schema = [Param::new("user", "u", "u")];
+        let env = Env::from_pairs_with_invalid(&[], &["OCF_RESKEY_user"]);
+        let e = Values::parse(&schema, &env).unwrap_err();
+        assert_eq!(e.status, crate::OcfStatus::ErrConfigured);
+        assert!(e.reason.contains("parameter user is not valid UTF-8"), "{}", e.reason);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use nix::unistd::{Gid, Pid, Uid, User};
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -118,20 +118,25 @@ fn signal_of(s: StopSignal) -> Signal {
     }
 }
 
-/// Write `text` to `path` so that a reader sees the old content or the new, never a part:
-/// a temporary file in the same directory, fsync, rename.
-fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+/// Open the service's log file for appending, as root but with the service user's rights in
+/// mind: never through a symlink at the path (O_NOFOLLOW), never a FIFO or device, never a
+/// file with other hard links, and only a file owned by us or by the service user. So a user
+/// who can write the log directory cannot have a root-only file handed to the service.
+fn open_log(path: &Path, who: Option<&Identity>) -> Result<fs::File, BackendError> {
+    use std::os::unix::fs::MetadataExt;
+    let f = crate::files::open_append_nofollow(path, 0o640)
+        .map_err(|e| BackendError::Failed(format!("cannot open log file {}: {e}", path.display())))?;
+    let m = f.metadata().map_err(|e| BackendError::Failed(format!("log file {}: {e}", path.display())))?;
+    let owner_ok = m.uid() == Uid::effective().as_raw() || who.is_some_and(|w| m.uid() == w.uid.as_raw());
+    if !m.is_file() || m.nlink() != 1 || !owner_ok {
+        return Err(BackendError::Permission(format!(
+            "log file {} is not a plain file of ours or of the service user (owner uid {}, {} link(s)); refusing it",
+            path.display(),
+            m.uid(),
+            m.nlink()
+        )));
     }
-    result
+    Ok(f)
 }
 
 /// The user's ids and supplementary groups, looked up before fork (NSS is not fork-safe).
@@ -231,21 +236,17 @@ impl Processes for LinuxProcesses {
     fn spawn(&self, spec: &SpawnSpec) -> Result<ProcessRecord, BackendError> {
         let who = spec.user.as_deref().map(identity).transpose()?;
         if let Some(dir) = spec.pidfile.parent() {
-            fs::create_dir_all(dir)
+            crate::files::ensure_dir(dir, 0o755)
                 .map_err(|e| BackendError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let (out, err) =
-            match &spec.logfile {
-                Some(path) => {
-                    let f =
-                        OpenOptions::new().create(true).append(true).mode(0o640).open(path).map_err(|e| {
-                            BackendError::Failed(format!("cannot open log file {}: {e}", path.display()))
-                        })?;
-                    let dup = f.try_clone().map_err(|e| BackendError::Failed(format!("log file: {e}")))?;
-                    (Stdio::from(f), Stdio::from(dup))
-                }
-                None => (Stdio::null(), Stdio::null()),
-            };
+        let (out, err) = match &spec.logfile {
+            Some(path) => {
+                let f = open_log(path, who.as_ref())?;
+                let dup = f.try_clone().map_err(|e| BackendError::Failed(format!("log file: {e}")))?;
+                (Stdio::from(f), Stdio::from(dup))
+            }
+            None => (Stdio::null(), Stdio::null()),
+        };
         let mut cmd = Command::new(&spec.program);
         cmd.arg0(spec.argv.first().map(String::as_str).unwrap_or_default())
             .args(spec.argv.iter().skip(1))
@@ -285,7 +286,7 @@ impl Processes for LinuxProcesses {
         })?;
         let pid = child.id();
         let record = ProcessRecord { pid, start_time: procfs::stat(pid).map(|s| s.start_time).unwrap_or(0) };
-        if let Err(e) = write_atomic(&spec.pidfile, &record.to_file_text()) {
+        if let Err(e) = crate::files::write_atomic(&spec.pidfile, record.to_file_text(&spec.tag).as_bytes(), 0o644) {
             let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid as i32), None);
             return Err(BackendError::Failed(format!("cannot write pidfile {}: {e}", spec.pidfile.display())));
@@ -293,13 +294,15 @@ impl Processes for LinuxProcesses {
         Ok(record)
     }
 
-    fn state(&self, pidfile: &Path) -> ProcessState {
-        let record = match ProcessRecord::read(pidfile) {
+    fn state(&self, pidfile: &Path, tag: &str) -> ProcessState {
+        let record = match ProcessRecord::read(pidfile, tag) {
             Ok(r) => r,
             Err(state) => return state,
         };
+        // The start time is the proof: a reused PID (or a record whose start time could not
+        // be read) is never ours.
         match procfs::stat(record.pid) {
-            Some(s) if s.is_alive() && (record.start_time == 0 || s.start_time == record.start_time) => {
+            Some(s) if s.is_alive() && record.start_time != 0 && s.start_time == record.start_time => {
                 ProcessState::Running(record)
             }
             _ => ProcessState::Gone(record),
@@ -322,7 +325,8 @@ impl Processes for LinuxProcesses {
         grace: Duration,
         deadline: Instant,
     ) -> Result<StopReport, BackendError> {
-        let record = match self.state(pidfile) {
+        let state = self.state(pidfile, tag);
+        let record = match state {
             ProcessState::Running(r) => Some(r),
             _ => None,
         };
@@ -349,10 +353,15 @@ impl Processes for LinuxProcesses {
                 }
             }
         }
-        match fs::remove_file(pidfile) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(BackendError::Failed(format!("cannot remove pidfile {}: {e}", pidfile.display()))),
+        // Only our own record goes; a file that is not ours is left where it is.
+        if matches!(state, ProcessState::Running(_) | ProcessState::Gone(_)) {
+            match fs::remove_file(pidfile) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(BackendError::Failed(format!("cannot remove pidfile {}: {e}", pidfile.display())))
+                }
+            }
         }
         Ok(report)
     }

@@ -34,7 +34,7 @@ use crate::process::{
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::os::windows::ffi::OsStrExt;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
 use std::path::{Path, PathBuf};
@@ -252,7 +252,7 @@ fn is_running(h: HANDLE) -> bool {
 /// Is the process recorded in `r` alive (and the same process, by creation time)?
 fn record_alive(r: ProcessRecord) -> bool {
     match open_process(r.pid, PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_SYNCHRONIZE) {
-        Some(h) => is_running(raw(&h)) && (r.start_time == 0 || creation_time(raw(&h)) == Some(r.start_time)),
+        Some(h) => r.start_time != 0 && is_running(raw(&h)) && creation_time(raw(&h)) == Some(r.start_time),
         None => false,
     }
 }
@@ -387,22 +387,6 @@ fn terminate_all(job: Option<&OwnedHandle>, targets: &BTreeMap<u32, u64>) {
             }
         }
     }
-}
-
-/// Write `text` to `path` so that a reader sees the old content or the new, never a part.
-fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 fn inheritable(f: &fs::File) -> Result<(), BackendError> {
@@ -582,7 +566,7 @@ impl Processes for WindowsProcesses {
         let started = create_process(&spec.program, &spec.argv, Some(&env), spec.workdir.as_deref(), &out, &err)?;
         assign_and_resume(&job, &started)?;
         let record = ProcessRecord { pid: started.pid, start_time: creation_time(raw(&started.process)).unwrap_or(0) };
-        if let Err(e) = write_atomic(&spec.pidfile, &record.to_file_text()) {
+        if let Err(e) = crate::files::write_atomic(&spec.pidfile, record.to_file_text(&spec.tag).as_bytes(), 0o644) {
             // SAFETY: live handle.
             unsafe { TerminateJobObject(raw(&job), TERMINATED_EXIT) };
             return Err(BackendError::Failed(format!("cannot write pidfile {}: {e}", spec.pidfile.display())));
@@ -598,8 +582,8 @@ impl Processes for WindowsProcesses {
         Ok(record)
     }
 
-    fn state(&self, pidfile: &Path) -> ProcessState {
-        let record = match ProcessRecord::read(pidfile) {
+    fn state(&self, pidfile: &Path, tag: &str) -> ProcessState {
+        let record = match ProcessRecord::read(pidfile, tag) {
             Ok(r) => r,
             Err(state) => return state,
         };
@@ -629,7 +613,8 @@ impl Processes for WindowsProcesses {
         grace: Duration,
         deadline: Instant,
     ) -> Result<StopReport, BackendError> {
-        let record = match self.state(pidfile) {
+        let state = self.state(pidfile, tag);
+        let record = match state {
             ProcessState::Running(r) => Some(r),
             _ => None,
         };
@@ -677,10 +662,15 @@ impl Processes for WindowsProcesses {
                 c.remove(&r.pid);
             }
         }
-        match fs::remove_file(pidfile) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(BackendError::Failed(format!("cannot remove pidfile {}: {e}", pidfile.display()))),
+        // Only our own record goes; a file that is not ours is left where it is.
+        if matches!(state, ProcessState::Running(_) | ProcessState::Gone(_)) {
+            match fs::remove_file(pidfile) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(BackendError::Failed(format!("cannot remove pidfile {}: {e}", pidfile.display())))
+                }
+            }
         }
         Ok(report)
     }

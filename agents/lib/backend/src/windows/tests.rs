@@ -116,20 +116,20 @@ fn spawn_state_and_stop_within_the_deadline() {
     let s = spec(&dir, "sleep", "spawn");
     let r = p.spawn(&s).unwrap();
     assert_ne!(r.start_time, 0, "the record carries the creation time");
-    assert_eq!(fs::read_to_string(&s.pidfile).unwrap(), r.to_file_text());
-    assert_eq!(p.state(&s.pidfile), ProcessState::Running(r));
+    assert_eq!(fs::read_to_string(&s.pidfile).unwrap(), r.to_file_text(&s.tag));
+    assert_eq!(p.state(&s.pidfile, &s.tag), ProcessState::Running(r));
     // A record with another creation time is not ours (pid reuse).
-    fs::write(dir.join("other.pid"), ProcessRecord { pid: r.pid, start_time: r.start_time + 1 }.to_file_text())
+    fs::write(dir.join("other.pid"), ProcessRecord { pid: r.pid, start_time: r.start_time + 1 }.to_file_text(&s.tag))
         .unwrap();
     assert_eq!(
-        p.state(&dir.join("other.pid")),
+        p.state(&dir.join("other.pid"), &s.tag),
         ProcessState::Gone(ProcessRecord { pid: r.pid, start_time: r.start_time + 1 })
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     let report = p.stop(&s.pidfile, &s.tag, StopSignal::Term, Duration::from_secs(2), deadline).unwrap();
     assert!(report.found >= 1, "{report:?}");
     assert!(!alive(r.pid));
-    assert_eq!(p.state(&s.pidfile), ProcessState::NoRecord);
+    assert_eq!(p.state(&s.pidfile, &s.tag), ProcessState::NoRecord);
     // Stop again: nothing to do, still a success.
     let again = p.stop(&s.pidfile, &s.tag, StopSignal::Term, Duration::from_secs(1), deadline).unwrap();
     assert_eq!(again.found, 0);
@@ -192,7 +192,7 @@ fn exit_status_of_a_service_that_died() {
     let p = WindowsProcesses::new();
     let s = spec(&dir, "exit3", "exit");
     let r = p.spawn(&s).unwrap();
-    wait_for("the exit", || p.state(&s.pidfile) == ProcessState::Gone(r));
+    wait_for("the exit", || p.state(&s.pidfile, &s.tag) == ProcessState::Gone(r));
     assert_eq!(p.exit_status(r).as_deref(), Some("exited with status 3"));
     let _ = fs::remove_dir_all(&dir);
 }
@@ -203,7 +203,7 @@ fn output_goes_to_the_logfile() {
     let p = WindowsProcesses::new();
     let s = spec(&dir, "exit0", "log");
     let r = p.spawn(&s).unwrap();
-    wait_for("the exit", || p.state(&s.pidfile) == ProcessState::Gone(r));
+    wait_for("the exit", || p.state(&s.pidfile, &s.tag) == ProcessState::Gone(r));
     assert!(fs::read_to_string(dir.join("out.log")).unwrap().contains("all good"));
     let _ = fs::remove_dir_all(&dir);
 }
@@ -213,8 +213,8 @@ fn corrupt_and_missing_records() {
     let dir = scratch("corrupt");
     let p = WindowsProcesses::new();
     fs::write(dir.join("bad.pid"), "not a pid\n").unwrap();
-    assert!(matches!(p.state(&dir.join("bad.pid")), ProcessState::Corrupt(m) if m.contains("corrupt")));
-    assert_eq!(p.state(&dir.join("none.pid")), ProcessState::NoRecord);
+    assert!(matches!(p.state(&dir.join("bad.pid"), "t"), ProcessState::Corrupt(m) if m.contains("corrupt")));
+    assert_eq!(p.state(&dir.join("none.pid"), "t"), ProcessState::NoRecord);
     let _ = fs::remove_dir_all(&dir);
 }
 

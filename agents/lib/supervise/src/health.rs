@@ -1,10 +1,12 @@
-//! The health checks of `ocf:hale:daemon`: HTTP GET, TCP connect, and a command. Each has a
-//! timeout and reports one line saying what it saw.
+//! The health checks: HTTP GET, TCP connect, and a command. Each has a timeout cut to what is
+//! left before the caller's deadline, and reports one line saying what it saw, with URL
+//! credentials redacted (the line may become an exit reason, which lands in the CIB).
 
 use hale_backend::Processes;
+use hale_ocf::redact_url;
 use regex::Regex;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The configured checks.
 #[derive(Clone, Debug, Default)]
@@ -24,17 +26,20 @@ impl HealthChecks {
         self.url.is_none() && self.tcp.is_none() && self.command.is_none()
     }
 
-    /// Run every configured check; the first failure is returned as a one-line reason.
-    pub fn run(&self, procs: &dyn Processes, timeout: Duration) -> Result<(), String> {
-        let timeout = timeout.max(Duration::from_millis(100));
+    /// Run every configured check, each for at most `each` and all of them before `until`;
+    /// the first failure is returned as a one-line reason.
+    pub fn run(&self, procs: &dyn Processes, each: Duration, until: Instant) -> Result<(), String> {
+        // Every check gets what is left, never more than `each`, and a floor so that a check
+        // started at the very end still gets a chance instead of failing on a zero timeout.
+        let budget = || each.min(until.saturating_duration_since(Instant::now())).max(Duration::from_millis(50));
         if let Some(addr) = &self.tcp {
-            check_tcp(addr, timeout)?;
+            check_tcp(addr, budget())?;
         }
         if let Some(url) = &self.url {
-            check_url(url, self.regex.as_ref(), timeout)?;
+            check_url(url, self.regex.as_ref(), budget())?;
         }
         if let Some(argv) = &self.command {
-            let out = procs.run_check(argv, timeout).map_err(|e| format!("health_command: {e}"))?;
+            let out = procs.run_check(argv, budget()).map_err(|e| format!("health_command: {e}"))?;
             if !out.success {
                 let said = out.last_line.map(|l| format!(": {l}")).unwrap_or_default();
                 return Err(format!("health_command {} failed ({}){said}", argv[0], out.status));
@@ -79,6 +84,9 @@ fn check_tcp(addr: &str, timeout: Duration) -> Result<(), String> {
 }
 
 fn check_url(url: &str, regex: Option<&Regex>, timeout: Duration) -> Result<(), String> {
+    let shown = redact_url(url);
+    // The client's own messages may quote the URL: never with its credentials.
+    let clean = |e: String| e.replace(url, &shown);
     // No proxy from the environment (a health check targets this node), no redirects
     // followed (a 3xx answer already proves the service is up), every status returned.
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -89,10 +97,10 @@ fn check_url(url: &str, regex: Option<&Regex>, timeout: Duration) -> Result<(), 
         .user_agent(concat!("hale-daemon/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
-    let mut response = agent.get(url).call().map_err(|e| format!("health_url {url}: {e}"))?;
+    let mut response = agent.get(url).call().map_err(|e| format!("health_url {shown}: {}", clean(e.to_string())))?;
     let status = response.status().as_u16();
     if !(200..400).contains(&status) {
-        return Err(format!("health_url {url} answered HTTP {status}"));
+        return Err(format!("health_url {shown} answered HTTP {status}"));
     }
     if let Some(re) = regex {
         let body = response
@@ -101,9 +109,9 @@ fn check_url(url: &str, regex: Option<&Regex>, timeout: Duration) -> Result<(), 
             .limit(BODY_LIMIT)
             .lossy_utf8(true)
             .read_to_string()
-            .map_err(|e| format!("health_url {url}: reading the body: {e}"))?;
+            .map_err(|e| format!("health_url {shown}: reading the body: {}", clean(e.to_string())))?;
         if !re.is_match(&body) {
-            return Err(format!("health_url {url}: body does not match health_regex '{}'", re.as_str()));
+            return Err(format!("health_url {shown}: body does not match health_regex '{}'", re.as_str()));
         }
     }
     Ok(())
@@ -159,5 +167,16 @@ mod tests {
         let re = Regex::new("nope").unwrap();
         assert!(check_url(&url, Some(&re), t).unwrap_err().contains("does not match"));
         server.join().unwrap();
+    }
+
+    #[test]
+    fn url_credentials_never_in_a_reason() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let url = format!("http://admin:PASSWORD@127.0.0.1:{port}/");
+        let e = check_url(&url, None, Duration::from_secs(2)).unwrap_err();
+        assert!(!e.contains("PASSWORD") && !e.contains("admin"), "{e}");
+        assert!(e.contains("http://***@127.0.0.1"), "{e}");
     }
 }
