@@ -185,9 +185,9 @@ impl Master {
                 "commit refs/heads/hale-many\ncommitter Test <test@example.com> 1700000000 +0000\ndata 5\nmany\n"
             )
             .unwrap();
-            write!(w, "from {parent}\n").unwrap();
+            writeln!(w, "from {parent}").unwrap();
             for i in 0..count {
-                write!(w, "M 100644 :{} data/{:02}/f{i}\n", i + 1, i % 64).unwrap();
+                writeln!(w, "M 100644 :{} data/{:02}/f{i}", i + 1, i % 64).unwrap();
             }
             w.write_all(b"\n").unwrap();
         }
