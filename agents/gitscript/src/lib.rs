@@ -341,11 +341,11 @@ impl Agent for GitScript {
             })?,
         };
         let mode = if v.str("mode") == Some("periodic") { Mode::Periodic } else { Mode::Daemon };
-        let period = v.duration("period").unwrap_or(Duration::from_secs(60));
+        let period = v.seconds("period");
         if period.is_zero() {
             return Err(Failure::configured("parameter period must be more than 0"));
         }
-        let max_failures = v.int("max_failures").unwrap_or(3);
+        let max_failures = v.integer("max_failures");
         if max_failures < 1 {
             return Err(Failure::configured(format!("parameter max_failures={max_failures} must be at least 1")));
         }

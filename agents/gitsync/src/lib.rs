@@ -288,13 +288,13 @@ impl Agent for GitSync {
 
     fn configure(&self, v: &Values, ctx: &Context) -> OcfResult<Config> {
         let (source, layout) = source_from(v)?;
-        let attribute = v.str("attribute").unwrap_or(ATTRIBUTE).to_string();
+        let attribute = v.text("attribute").to_string();
         if !attribute.starts_with("#health") || attribute.contains(char::is_whitespace) {
             return Err(Failure::configured(format!(
                 "parameter attribute='{attribute}' must start with #health (node-health-strategy reads only those)"
             )));
         }
-        let red_after = v.int("red_after").unwrap_or(3);
+        let red_after = v.integer("red_after");
         if red_after < 1 {
             return Err(Failure::configured(format!("parameter red_after={red_after} must be at least 1")));
         }

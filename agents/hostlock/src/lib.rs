@@ -229,8 +229,8 @@ impl Agent for HostLock {
         let node = node(ctx);
         let host = v.str("host").map(hale_lock::normalize_host).unwrap_or_else(|| node.clone());
         check_host(&host).map_err(|e| Failure::configured(format!("parameter host: {e}")))?;
-        let kind = v.str("kind").and_then(Kind::parse).unwrap_or(Kind::Exclusive);
-        let store = match v.str("store").unwrap_or("dir") {
+        let kind = Kind::parse(v.text("kind")).unwrap_or(Kind::Exclusive);
+        let store = match v.text("store") {
             "etcd" => StoreSpec::Etcd(
                 parse_endpoints(v.str("endpoints").unwrap_or_default())
                     .map_err(|e| Failure::configured(format!("parameter endpoints: {e}")))?,
@@ -238,7 +238,7 @@ impl Agent for HostLock {
             _ => StoreSpec::from_parts("dir", v.str("path"), None)
                 .map_err(|e| Failure::configured(format!("parameter {e}")))?,
         };
-        let ttl = v.duration("ttl").unwrap_or(Duration::from_secs(60));
+        let ttl = v.seconds("ttl");
         if ttl < MIN_TTL || ttl > MAX_TTL {
             return Err(Failure::configured(format!(
                 "parameter ttl={}s is out of range ({} to {} seconds)",

@@ -55,12 +55,12 @@ pub fn source_from(v: &Values) -> OcfResult<(Source, Layout)> {
     let source = Source {
         name: v.str("name").map(str::to_string).unwrap_or_else(|| crate::name_from_url(&url)),
         url,
-        reference: v.str("ref").unwrap_or("master").to_string(),
-        verify: v.str("verify").and_then(VerifyMode::parse).unwrap_or(VerifyMode::Signed),
+        reference: v.text("ref").to_string(),
+        verify: VerifyMode::parse(v.text("verify")).unwrap_or(VerifyMode::Signed),
         allowed_signers: v.str("allowed_signers").map(PathBuf::from),
     };
     source.check().map_err(|e| Failure::configured(format!("parameter {e}").replace("parameter repository ", "")))?;
-    let state = v.str("state_dir").unwrap_or(STATE_DIR);
+    let state = v.text("state_dir");
     if !Path::new(state).is_absolute() {
         return Err(Failure::configured(format!("parameter state_dir='{state}' must be an absolute path")));
     }

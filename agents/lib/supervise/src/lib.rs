@@ -293,10 +293,10 @@ pub fn spec_from(agent: &str, v: &Values, ctx: &Context) -> OcfResult<Spec> {
         environment: environment(v.str("environment"))?,
         pidfile: absolute("pidfile", v.str("pidfile"))?.unwrap_or(minimal.pidfile.clone()),
         logfile: absolute("logfile", v.str("logfile"))?,
-        stop_signal: v.str("stop_signal").and_then(StopSignal::parse).unwrap_or(StopSignal::Term),
+        stop_signal: StopSignal::parse(v.text("stop_signal")).unwrap_or(StopSignal::Term),
         stop_timeout: v.duration("stop_timeout"),
         health: health_checks(v)?,
-        health_timeout: v.duration("health_timeout").unwrap_or(Duration::from_secs(5)),
+        health_timeout: v.seconds("health_timeout"),
         ..minimal
     })
 }
