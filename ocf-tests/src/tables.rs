@@ -46,6 +46,10 @@ pub struct Table {
     /// Where the agent keeps state for a resource configured by `valid(dir)` (watched to show
     /// a probe writes nothing).
     pub state_dirs: fn(&Path) -> Vec<PathBuf>,
+    /// Parameters of `valid` that point into the scratch directory where the agent's default
+    /// is under /run/hale: left out by the empty-/run case, so that it tests the defaults a
+    /// node just booted uses.
+    pub run_defaults: &'static [&'static str],
     /// The agent's own wrong configurations. The missing-required-parameter cases every agent
     /// answers alike are not listed: [`Table::bad_cases`] derives them from its meta-data.
     pub bad: &'static [BadCase],
@@ -123,6 +127,7 @@ pub const DAEMON: Table = Table {
     },
     runs_processes: true,
     state_dirs: |dir| vec![dir.to_path_buf(), PathBuf::from("/run/hale")],
+    run_defaults: &["pidfile"],
     bad: &[
         BadCase {
             set: &[("command", "sleep 'unbalanced")],
@@ -222,6 +227,7 @@ pub const VIP: Table = Table {
     },
     runs_processes: false,
     state_dirs: |dir| vec![dir.to_path_buf()],
+    run_defaults: &[],
     bad: &[
         BadCase { set: &[("ip", "10.78.0.999")], ..bad("bad address", "start", 6, "not an IPv4 or IPv6 address") },
         BadCase { set: &[("ip", "127.0.0.5")], ..bad("loopback", "validate-all", 6, "cannot be a floating address") },
@@ -299,6 +305,7 @@ pub const HOSTLOCK: Table = Table {
     active: hostlock_entries,
     runs_processes: false,
     state_dirs: |dir| vec![dir.to_path_buf()],
+    run_defaults: &[],
     bad: &[
         BadCase { set: &[("kind", "forever")], ..bad("bad kind", "validate-all", 6, "kind='forever' is not one of") },
         BadCase { set: &[("store", "nfs")], ..bad("bad store", "start", 6, "store='nfs' is not one of") },
@@ -374,6 +381,7 @@ pub const GITSCRIPT: Table = Table {
     },
     runs_processes: true,
     state_dirs: |dir| vec![dir.to_path_buf(), PathBuf::from("/run/hale")],
+    run_defaults: &["pidfile"],
     bad: &[
         BadCase {
             unset: &["allowed_signers"],
@@ -450,6 +458,7 @@ pub const GITSYNC: Table = Table {
     },
     runs_processes: false,
     state_dirs: |dir| vec![dir.to_path_buf()],
+    run_defaults: &["state_file"],
     bad: &[
         BadCase {
             set: &[("attribute", "gitsync")],

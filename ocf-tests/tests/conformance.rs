@@ -293,15 +293,18 @@ fn stray_process_without_record_is_stopped(t: &Table) {
 }
 
 /// A node just booted has an empty /run. In a mount namespace of its own (this thread's
-/// only) with a fresh tmpfs on /run, the valid resource goes through probe, start, monitor
-/// and stop with no /run/hale beforehand. Network namespaces stay visible (vip's cases run in
-/// one): /run/netns is carried over onto the new tmpfs.
+/// only) with a fresh tmpfs on /run, the valid resource, with its /run/hale files at their
+/// defaults ([`Table::run_defaults`]), goes through probe, start, monitor and stop with no
+/// /run/hale beforehand. Network namespaces stay visible (vip's cases run in one): /run/netns
+/// is carried over onto the new tmpfs.
 fn works_from_an_empty_run_dir(t: &Table) {
     use nix::mount::{mount, MsFlags};
     let r = Resource::new(t);
     // Parameters first, in the shared namespace: building them may create a network
     // namespace or a repository that the rest of the suite shares.
-    let c = r.call();
+    let params: Vec<_> =
+        (t.valid)(r.dir.path()).into_iter().filter(|(k, _)| !t.run_defaults.contains(&k.as_str())).collect();
+    let c = Invocation::new(&agent_path(t.agent), &r.instance).params(&params);
     let stage = Scratch::new("run-netns");
     let answers = std::thread::scope(|s| {
         s.spawn(|| {

@@ -101,7 +101,7 @@ pub(crate) enum Table {
 
 impl Table {
     /// Report order.
-    pub(crate) const ALL: [Table; 2] = [Table::Daemon, Table::Vip];
+    pub(crate) const ALL: [Table; 3] = [Table::Daemon, Table::Vip, Table::Hale];
 
     /// Its rows, in table order.
     pub(crate) fn measures(self) -> &'static [Measure] {
