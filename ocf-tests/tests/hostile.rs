@@ -221,7 +221,7 @@ fn secrets_never_reach_exit_reasons_or_logs() {
         &[
             ("command", "sleep 100000"),
             ("pidfile", dir.join("svc.pid").to_str().unwrap()),
-            ("health_url", &format!("http://admin:PASSWORD@127.0.0.1:{port}/")),
+            ("health_url", &format!("http://admin:S3CRETPW@127.0.0.1:{port}/")),
             ("environment", "DB_PASSWORD=hunter2 LANG=C"),
         ],
     )
@@ -233,7 +233,7 @@ fn secrets_never_reach_exit_reasons_or_logs() {
     assert!(reason.contains("http://***@127.0.0.1"), "{reason}");
     let logged = std::fs::read_to_string(&log).unwrap();
     for text in [&reason, &start.stderr, &logged] {
-        assert!(!text.contains("PASSWORD") && !text.contains("admin:") && !text.contains("hunter2"), "{text}");
+        assert!(!text.contains("S3CRETPW") && !text.contains("admin:") && !text.contains("hunter2"), "{text}");
     }
     assert!(logged.contains("DB_PASSWORD=***"), "the keys stay readable: {logged}");
     let bad = call.clone().env("OCF_RESKEY_environment", "DB_PASSWORD=hunter2 hunter3").run("validate-all");
