@@ -22,4 +22,4 @@ if ! command -v cargo >/dev/null; then
     # shellcheck disable=SC1091
     [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi
-command -v cargo >/dev/null || { echo "cargo (Rust >= 1.85) is required: install it with rustup" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "cargo (Rust >= 1.89) is required: install it with rustup" >&2; exit 1; }

@@ -34,7 +34,7 @@ if ((${#need[@]})); then
 fi
 # shellcheck disable=SC1091
 if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
-command -v cargo >/dev/null || die "cargo (Rust >= 1.85) is required: install it with rustup"
+command -v cargo >/dev/null || die "cargo (Rust >= 1.89) is required: install it with rustup"
 
 # The version of [workspace.package], the one version of every crate.
 workspace_version() {
