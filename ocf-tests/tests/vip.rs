@@ -299,7 +299,16 @@ fn namespace_names_and_planted_links() {
     std::os::unix::fs::symlink(format!("/run/netns/{}", t.hosts[0].ns), &link).unwrap();
     let s = vip(&t, 0, &[("ip", &v), ("network_namespace", &planted)]).run("start");
     let m = vip(&t, 0, &[("ip", &v), ("network_namespace", &planted)]).recurring().run("monitor");
+    // A record for that name: the namespace behind the link may hold our address, so stop
+    // cannot claim that nothing is held.
+    std::fs::create_dir_all("/run/hale").unwrap();
+    let record = std::path::Path::new("/run/hale").join(format!("vip-vip-{}@{planted}.addr", t.hub));
+    std::fs::write(&record, "unreadable").unwrap();
+    let stop = vip(&t, 0, &[("ip", &v), ("network_namespace", &planted)]).run("stop");
+    let _ = std::fs::remove_file(&record);
     let _ = std::fs::remove_file(&link);
+    assert_eq!(stop.code, 1, "{}", stop.stderr);
+    assert!(stop.exit_reason().is_some_and(|r| r.contains("symbolic link")), "{}", stop.stderr);
     assert_eq!(s.code, 1, "{}", s.stderr);
     assert!(s.exit_reason().is_some_and(|r| r.contains("symbolic link")), "{}", s.stderr);
     assert_eq!(m.code, 1, "{}", m.stderr);

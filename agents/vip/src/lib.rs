@@ -525,10 +525,15 @@ impl Vip {
             return Ok(OcfStatus::Success);
         }
         if let Some(ns) = namespace {
-            if let Err(e) = self.net.enter_namespace(ns) {
+            match self.net.enter_namespace(ns) {
+                Ok(()) => {}
                 // No namespace: nothing of ours can be in it.
-                log::info!("{e}: nothing to stop");
-                return forget_record(&path).map(|_| OcfStatus::Success);
+                Err(BackendError::NotFound(m)) => {
+                    log::info!("{m}: nothing to stop");
+                    return forget_record(&path).map(|_| OcfStatus::Success);
+                }
+                // A namespace we may not enter (a planted link) may still hold our address.
+                Err(e) => return Err(net_failure(e)),
             }
         }
         let r = match record {
