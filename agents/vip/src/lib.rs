@@ -207,7 +207,7 @@ fn net_failure(e: BackendError) -> Failure {
 }
 
 fn count(v: &Values, name: &str, min: i64) -> OcfResult<u32> {
-    let n = v.int(name).unwrap_or(0);
+    let n = v.integer(name);
     if n < min || n > 10_000 {
         return Err(Failure::configured(format!("parameter {name}={n} must be between {min} and 10000")));
     }
@@ -630,7 +630,7 @@ impl Agent for Vip {
                 )));
             }
         }
-        let broadcast = match v.str("broadcast").unwrap_or("+") {
+        let broadcast = match v.text("broadcast") {
             "+" => Broadcast::Compute,
             "-" => Broadcast::None,
             b => Broadcast::Given(b.parse().map_err(|_| {
@@ -650,7 +650,7 @@ impl Agent for Vip {
             }
         }
         let interval = count(v, "arp_interval", 1)?;
-        let preferred_lft = match v.str("preferred_lft").unwrap_or("forever") {
+        let preferred_lft = match v.text("preferred_lft") {
             "forever" => None,
             p => Some(p.parse::<u32>().map_err(|_| {
                 Failure::configured(format!("parameter preferred_lft='{p}' is not a number of seconds or 'forever'"))
@@ -675,13 +675,13 @@ impl Agent for Vip {
                 count: count(v, "arp_count", 0)?,
                 interval: Duration::from_millis(interval.into()),
                 mode: if v.str("arp_mode") == Some("reply") { ArpMode::Reply } else { ArpMode::Request },
-                background: v.bool("arp_bg").unwrap_or(true),
+                background: v.flag("arp_bg"),
             },
             refresh: count(v, "arp_count_refresh", 0)?,
-            check_link: v.bool("check_link_status").unwrap_or(true),
-            nodad: v.bool("nodad").unwrap_or(false),
+            check_link: v.flag("check_link_status"),
+            nodad: v.flag("nodad"),
             preferred_lft,
-            dup_check: v.bool("dup_check").unwrap_or(false),
+            dup_check: v.flag("dup_check"),
             namespace,
         };
         if ctx.action == Action::ValidateAll {
