@@ -311,6 +311,10 @@ pub const HOSTLOCK: Table = Table {
         BadCase { set: &[("store", "nfs")], ..bad("bad store", "start", 6, "store='nfs' is not one of") },
         BadCase { set: &[("host", "two words")], ..bad("bad host", "validate-all", 6, "not a host name") },
         BadCase { set: &[("ttl", "1")], ..bad("ttl too short", "validate-all", 6, "too short") },
+        BadCase {
+            set: &[("ttl", "18446744073710")],
+            ..bad("ttl too long", "validate-all", 6, "too long: out of range (2 to 31536000 seconds)")
+        },
         BadCase { set: &[("ttl", "soon")], ..bad("bad ttl", "start", 6, "ttl='soon'") },
         BadCase { set: &[("path", "locks")], ..bad("relative path", "validate-all", 6, "absolute") },
         BadCase {

@@ -241,8 +241,9 @@ impl Agent for HostLock {
         let ttl = v.seconds("ttl");
         if ttl < MIN_TTL || ttl > MAX_TTL {
             return Err(Failure::configured(format!(
-                "parameter ttl={}s is out of range ({} to {} seconds)",
+                "parameter ttl={}s is too {}: out of range ({} to {} seconds)",
                 ttl.as_secs(),
+                if ttl < MIN_TTL { "short" } else { "long" },
                 MIN_TTL.as_secs(),
                 MAX_TTL.as_secs()
             )));
