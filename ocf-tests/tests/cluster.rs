@@ -189,7 +189,7 @@ fn scenarios_on_a_three_node_cluster() {
     );
     c.settle();
     let xml = c.mon_xml(c.any_live());
-    assert!(xml.contains("not healthy within"), "exit reason in crm_mon failed actions:\n{xml}");
+    assert!(xml.contains("not healthy before the start timeout"), "exit reason in crm_mon failed actions:\n{xml}");
     assert_eq!(xml.matches("op_key=\"broken_start_0\"").count(), 3, "tried on every node:\n{xml}");
     assert!(c.locate("broken").is_empty(), "broken runs nowhere");
     assert!(hale_ocf_tests::tagged_processes("daemon:broken").is_empty(), "failed starts left nothing behind");
