@@ -451,7 +451,7 @@ pub const GITSYNC: Table = Table {
         v.push(("state_dir".into(), dir.join("slow-state").to_string_lossy().to_string()));
         v
     },
-    slow_reason: "no answer within",
+    slow_reason: "the fetch did not finish within",
     active: |_, dir| {
         let f = dir.join("gitsync.state");
         if f.exists() {

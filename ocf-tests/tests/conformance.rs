@@ -26,6 +26,22 @@ impl<'a> Resource<'a> {
     fn slow(&self) -> Invocation {
         Invocation::new(&agent_path(self.table.agent), &self.instance).params(&(self.table.slow_start)(self.dir.path()))
     }
+    /// The files of `dir` that can belong to this resource: all of its own scratch directory,
+    /// and in a shared one (`/run/hale`) those named after its instance. The other tests of the
+    /// suite run in parallel and write their own files there meanwhile.
+    fn snapshot(&self, dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
+        let all = snapshot(dir);
+        if dir.starts_with(self.dir.path()) {
+            return all;
+        }
+        // `NAME.ext` or `NAME@NAMESPACE.ext`: instance `x-1` must not match the files of `x-12`.
+        let (dot, at) = (format!("{}.", self.instance), format!("{}@", self.instance));
+        all.into_iter()
+            .filter(|(p, _, _)| {
+                p.file_name().map(|n| n.to_string_lossy()).is_some_and(|n| n.contains(&dot) || n.contains(&at))
+            })
+            .collect()
+    }
     /// What of this resource is live: process ids, addresses.
     fn processes(&self) -> Vec<String> {
         (self.table.active)(&self.instance, self.dir.path())
@@ -115,11 +131,11 @@ fn a_probe_changes_nothing(t: &Table) {
         if running {
             assert_eq!(c.run("start").code, 0);
         }
-        let files: Vec<_> = dirs.iter().map(|d| snapshot(d)).collect();
+        let files: Vec<_> = dirs.iter().map(|d| r.snapshot(d)).collect();
         let procs = r.processes();
         let probe = c.run("monitor");
         assert_eq!(probe.code, if running { 0 } else { 7 }, "{}: probe", t.agent);
-        let after: Vec<_> = dirs.iter().map(|d| snapshot(d)).collect();
+        let after: Vec<_> = dirs.iter().map(|d| r.snapshot(d)).collect();
         assert_eq!(files, after, "{}: a probe changed files (running={running})", t.agent);
         assert_eq!(procs, r.processes(), "{}: a probe changed processes (running={running})", t.agent);
     }
