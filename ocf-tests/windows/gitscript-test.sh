@@ -65,7 +65,7 @@ echo "   daemon mode: commit ${COMMIT:0:12} deployed read-only, current written,
 w "$EXE" configure gs-periodic --agent gitscript -p "repository=$MASTER" -p verify=none -p entry=bin/once.exe \
   -p mode=periodic -p period=1 -p "state_dir=$STATE" --interval 1 --stop-timeout 10 || fail "configure gs-periodic"
 w "$EXE" start gs-periodic || fail "start gs-periodic"
-RUNS=$HALE/run/gitscript-gs-periodic.runs
+RUNS=$HALE/run/gitscript-gs-periodic.runs/state
 runs() { sed -n 's/^runs=\([0-9]*\).*/\1/p' "$RUNS" 2>/dev/null | tr -d '\r' || true; }
 for _ in $(seq 1 120); do
   [ "$(runs)" -ge 2 ] 2>/dev/null && break

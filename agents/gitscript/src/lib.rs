@@ -539,8 +539,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hale-gitscript-commit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let pidfile = dir.join("g.pid").display().to_string();
+        let master = if cfg!(windows) { r"C:\srv\git\ops.git" } else { "/srv/git/ops.git" };
         let c = config(&[
-            ("repository", "/srv/git/ops.git"),
+            ("repository", master),
             ("entry", "bin/job"),
             ("verify", "none"),
             ("pidfile", &pidfile),
