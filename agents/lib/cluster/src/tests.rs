@@ -17,6 +17,7 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
+#[cfg(not(windows))]
 fn answer(code: i32, body: &str) -> CommandOutput {
     let message = if code == 0 { "OK" } else { "Oops" };
     CommandOutput {
@@ -155,6 +156,7 @@ fn pacemaker_failures_carry_the_tool_reason_and_a_spent_deadline_forks_nothing()
     assert_eq!(none.resources(soon()).unwrap_err().kind, ErrorKind::Unavailable);
 }
 
+#[cfg(not(windows))]
 const CRM_MON: &str = r#"<pacemaker-result api-version="2.25" request="crm_mon --output-as=xml --inactive">
   <summary><nodes_configured number="2"/></summary>
   <nodes>
