@@ -540,12 +540,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let pidfile = dir.join("g.pid").display().to_string();
         let master = if cfg!(windows) { r"C:\srv\git\ops.git" } else { "/srv/git/ops.git" };
-        let c = config(&[
-            ("repository", master),
-            ("entry", "bin/job"),
-            ("verify", "none"),
-            ("pidfile", &pidfile),
-        ]);
+        let c = config(&[("repository", master), ("entry", "bin/job"), ("verify", "none"), ("pidfile", &pidfile)]);
         let id = "0123456789abcdef0123456789abcdef01234567";
         std::fs::write(c.commit_file(), format!("{id}\n")).unwrap();
         assert_eq!(GitScript::running_commit(&c).as_deref(), Some(id));
