@@ -91,6 +91,20 @@ impl ProcessRecord {
     }
 }
 
+/// The end of every backend's stop: remove the pidfile only when it holds our record (`state`
+/// is what stop read from it); a file that is not ours is left where it is, and a missing one
+/// is already gone.
+pub fn remove_our_record(pidfile: &Path, state: &ProcessState) -> Result<(), BackendError> {
+    if !matches!(state, ProcessState::Running(_) | ProcessState::Gone(_)) {
+        return Ok(());
+    }
+    match std::fs::remove_file(pidfile) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(BackendError::Failed(format!("cannot remove pidfile {}: {e}", pidfile.display()))),
+    }
+}
+
 /// What the pidfile says about the service, checked against the live process table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProcessState {

@@ -5,8 +5,8 @@ pub mod procfs;
 pub mod syslog;
 
 use crate::process::{
-    BackendError, CheckOutcome, CommandOutput, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport,
-    StopSignal, TAG_VARIABLE,
+    remove_our_record, BackendError, CheckOutcome, CommandOutput, ProcessRecord, ProcessState, Processes, SpawnSpec,
+    StopReport, StopSignal, TAG_VARIABLE,
 };
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -353,16 +353,7 @@ impl Processes for LinuxProcesses {
                 }
             }
         }
-        // Only our own record goes; a file that is not ours is left where it is.
-        if matches!(state, ProcessState::Running(_) | ProcessState::Gone(_)) {
-            match fs::remove_file(pidfile) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(BackendError::Failed(format!("cannot remove pidfile {}: {e}", pidfile.display())))
-                }
-            }
-        }
+        remove_our_record(pidfile, &state)?;
         Ok(report)
     }
 

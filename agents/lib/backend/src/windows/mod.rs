@@ -29,7 +29,8 @@ pub mod eventlog;
 pub mod files;
 
 use crate::process::{
-    BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport, StopSignal, TAG_VARIABLE,
+    remove_our_record, BackendError, CheckOutcome, ProcessRecord, ProcessState, Processes, SpawnSpec, StopReport,
+    StopSignal, TAG_VARIABLE,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
@@ -662,16 +663,7 @@ impl Processes for WindowsProcesses {
                 c.remove(&r.pid);
             }
         }
-        // Only our own record goes; a file that is not ours is left where it is.
-        if matches!(state, ProcessState::Running(_) | ProcessState::Gone(_)) {
-            match fs::remove_file(pidfile) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(BackendError::Failed(format!("cannot remove pidfile {}: {e}", pidfile.display())))
-                }
-            }
-        }
+        remove_our_record(pidfile, &state)?;
         Ok(report)
     }
 
