@@ -2,12 +2,13 @@
 # Install what Hale's tests and demo need on Debian 12, as root: the cluster stack whose tools
 # judge our agents (pacemaker, pcs, ocf-tester from resource-agents), strace to count forks,
 # xmllint for the meta-data schemas, python3 for test web servers, etcd-server for the lock
-# store tests (each test starts its own etcd on loopback), git (with `git daemon`) and
+# store tests (each test starts its own etcd on loopback; curl writes crafted records through its
+# gateway), git (with `git daemon`) and
 # openssh-client's ssh-keygen for the signed repositories of the gitscript tests. Idempotent: apt runs only
 # when something is missing.
 set -euo pipefail
 
-packages=(pacemaker pacemaker-cli-utils corosync resource-agents pcs strace libxml2-utils python3 procps login iproute2 iputils-ping time etcd-server git openssh-client)
+packages=(pacemaker pacemaker-cli-utils corosync resource-agents pcs strace libxml2-utils python3 procps login iproute2 iputils-ping time etcd-server curl git openssh-client)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
