@@ -24,7 +24,7 @@ RESLOG=$HALE/logs/$NAME.log
 rm -rf "$WORK"; mkdir -p "$WORK"
 x86_64-w64-mingw32-gcc -O2 -s -o "$WORK/sleeper.exe" "$HERE/sleeper.c"
 
-w() { timeout 120 wine "$@" >"$LOG" 2>&1 </dev/null; }   # never pipe Wine's output
+. "$HERE/wine.sh"   # w: one Windows program under Wine, output in $LOG
 fail() {
   echo "app test: FAILED: $*"; echo "--- wine output"; sed 's/\r$//' "$LOG"
   echo "--- resource log"; cat "$RESLOG" 2>/dev/null || true

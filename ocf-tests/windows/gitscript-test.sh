@@ -24,7 +24,7 @@ STATE_UNIX=$HALE/gitscript-test
 command -v git >/dev/null || { echo "gitscript test: git is missing (ocf-tests/deps.sh installs it)"; exit 1; }
 rm -rf "$WORK" "$STATE_UNIX"; mkdir -p "$WORK/src/bin"
 
-w() { timeout 120 wine "$@" >"$LOG" 2>&1 </dev/null; }   # never pipe Wine's output
+. "$HERE/wine.sh"   # w: one Windows program under Wine, output in $LOG
 fail() {
   echo "gitscript test: FAILED: $*"; echo "--- wine output"; sed 's/\r$//' "$LOG"
   for n in gs-daemon gs-periodic; do echo "--- log of $n"; cat "$HALE/logs/$n.log" 2>/dev/null || true; done

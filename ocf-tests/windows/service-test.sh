@@ -30,7 +30,7 @@ rm -rf "$WORK"; mkdir -p "$WORK"
 x86_64-w64-mingw32-gcc -O2 -s -o "$WORK/sleeper.exe" "$HERE/sleeper.c"
 
 # Never pipe Wine's output (wineserver keeps the pipe open): to a file, then printed.
-w() { timeout 120 wine "$@" >"$LOG" 2>&1 </dev/null; }
+. "$HERE/wine.sh"   # w: one Windows program under Wine, output in $LOG
 show() { sed 's/\r$//' "$LOG"; }
 fail() {
   echo "service test: FAILED: $*"
