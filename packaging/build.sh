@@ -58,12 +58,12 @@ umask 022
 
 step "build hale $version (release)"
 if [ "$version" = "$ws_version" ]; then
-    cargo build --release -p hale
-    built=$root/target/release/hale
+    packaging/cargo-static build --release -p hale
+    built=$root/$(packaging/cargo-static --out-dir)/hale
 else
     # A copy of the tree (without target/ and .git) with the version replaced, built in its
-    # own target directory seeded from target/release: only the workspace's own crates are
-    # rebuilt, and target/release keeps the workspace's binary.
+    # own target directory seeded from the workspace's: only the workspace's own crates are
+    # rebuilt, and the workspace keeps its binaries.
     src=$work/src
     mkdir -p "$src"
     tar -C "$root" --exclude=./target --exclude=./.git -cf - . | tar -C "$src" -xf -
@@ -71,12 +71,13 @@ else
          in_pkg && !done && /^version[ \t]*=/ { print "version = \"" v "\""; done = 1; next }
          { print }' "$root/Cargo.toml" >"$src/Cargo.toml"
     [ "$(workspace_version "$src/Cargo.toml")" = "$version" ] || die "could not set the version in the copy"
-    if [ -d "$root/target/release" ]; then
-        mkdir -p "$work/target"
-        cp -a "$root/target/release" "$work/target/release"
+    out_dir=$(packaging/cargo-static --out-dir)
+    if [ -d "$root/$out_dir" ]; then
+        mkdir -p "$work/target/$(dirname "${out_dir#target/}")"
+        cp -a "$root/$out_dir" "$work/$out_dir"
     fi
-    (cd "$src" && cargo build --release -p hale --target-dir "$work/target")
-    built=$work/target/release/hale
+    (cd "$src" && packaging/cargo-static build --release -p hale --target-dir "$work/target")
+    built=$work/$out_dir/hale
 fi
 reported=$("$built" --version)
 [ "$reported" = "hale $version" ] || die "the binary says '$reported', expected 'hale $version'"
@@ -84,10 +85,17 @@ reported=$("$built" --version)
 step "stage the files"
 # Stripped as distributions ship binaries: the symbols only serve a debugger, and a panic is
 # reported as an exit reason, not a backtrace.
+# Each agent's own program (hale-<agent>) is staged beside the binary, where `hale install`
+# looks for it; the agents' names come from `hale list` (the registry).
 bin=$work/hale
-cp "$built" "$bin"
-strip --strip-unneeded --remove-section=.comment "$bin"
-chmod 0755 "$bin"
+agent_names=$("$built" list | sed -n 's/^ocf:hale:\([a-z0-9-]*\) .*/\1/p')
+[ -n "$agent_names" ] || die "hale list printed no agent"
+for prog in hale $(printf 'hale-%s ' $agent_names); do
+    [ -f "$(dirname "$built")/$prog" ] || die "$prog was not built beside $built"
+    cp "$(dirname "$built")/$prog" "$work/$prog"
+    strip --strip-unneeded --remove-section=.comment "$work/$prog"
+    chmod 0755 "$work/$prog"
+done
 
 # The tree both packages share. Agents and pages come from the binary itself (hale install,
 # hale man --out-dir), that is from the registry: a new agent is packaged without a change here.
@@ -104,7 +112,7 @@ mkdir -p "$common/usr/share/bash-completion/completions" "$common/usr/share/fish
 install -D -m 0644 README.md "$common/usr/share/doc/hale/README.md"
 zsh_completion=$work/_hale
 "$bin" completions zsh >"$zsh_completion"
-find "$common" -type f ! -path '*/usr/lib/ocf/lib/hale/hale' -exec chmod 0644 {} +
+find "$common" -type f ! -path '*/usr/lib/ocf/lib/hale/hale' ! -path '*/usr/lib/ocf/resource.d/hale/*' -exec chmod 0644 {} +
 find "$common" -type d -exec chmod 0755 {} +
 
 # Every path goes into a control file, a spec or a file list: allow only plain names.
@@ -116,7 +124,7 @@ agents_list=$("$bin" list)
 [ -n "$agents_list" ] || die "hale list printed no agent"
 description_body="Hale's agents run under Pacemaker as ocf:hale:<agent>: they pass ocf-tester,
 never fork on monitor, finish every action inside its timeout and explain
-every failure in one line. One program is every agent; the hale command
+every failure in one line. Each agent is a small static program; the hale command
 lists, describes, documents and runs them.
 
 Agents:"
@@ -133,15 +141,19 @@ printf 'hale (%s) stable; urgency=medium\n\n  * Release %s.\n\n -- Hale maintain
     "$version" "$version" "$(date -u -R -d "@$when")" | gzip -9n >"$debroot/usr/share/doc/hale/changelog.gz"
 chmod 0644 "$debroot/usr/share/doc/hale/changelog.gz"
 
-# Depends as dpkg-shlibdeps computes them from the binary's symbol versions (libc6 (>= the
-# newest GLIBC_x.y it uses), libgcc-s1 for unwinding). It wants to run in a source tree (a
-# debian/control) on a binary inside a package tree (a directory with DEBIAN/).
+# Depends: the binaries are static (packaging/cargo-static), so dpkg-shlibdeps has nothing to
+# read. What they still take from the system at run time are glibc's NSS modules (user, group
+# and host lookups through sss, ldap, systemd...), which must come from the glibc release they
+# were built with: libc6 of that upstream release, any Debian revision (security updates keep
+# the release), and not the next one.
 mkdir -p "$debroot/DEBIAN"
-shl=$work/shlibdeps
-mkdir -p "$shl/debian"
-: >"$shl/debian/control"
-depends=$(cd "$shl" && dpkg-shlibdeps -O "$debroot/usr/lib/ocf/lib/hale/hale" | sed -n 's/^shlibs:Depends=//p')
-[[ $depends == *libc6* ]] || die "dpkg-shlibdeps found no libc6 dependency: '$depends'"
+glibc=$(dpkg-query -W -f='${Version}' libc6 | sed -n 's/^\([0-9]*\)\.\([0-9]*\).*/\1.\2/p')
+[ -n "$glibc" ] || die "cannot read the version of libc6"
+glibc_next=${glibc%.*}.$((${glibc#*.} + 1))
+depends="libc6 (>= $glibc), libc6 (<< $glibc_next)"
+if readelf -l "$debroot/usr/lib/ocf/lib/hale/hale" | grep -q INTERP; then
+    die "the staged hale binary is dynamically linked: build it with packaging/cargo-static"
+fi
 
 installed_size=$(du -sk --exclude=DEBIAN "$debroot" | cut -f1)
 {
@@ -205,10 +217,10 @@ files=$work/files.list
     printf '%s\n' "$description_body"
     printf '%s\n' "$agents_list" | sed -e 's/^/  /'
 } | sed 's/%/%%/g' >"$work/description"
-awk -v version="$version" -v files="$files" -v description="$work/description" '
+awk -v version="$version" -v glibc="$glibc" -v glibc_next="$glibc_next" -v files="$files" -v description="$work/description" '
     $0 == "@FILES@" { while ((getline line < files) > 0) print line; next }
     $0 == "@DESCRIPTION@" { while ((getline line < description) > 0) print line; next }
-    { gsub(/@VERSION@/, version); print }' packaging/rpm/hale.spec.in >"$work/hale.spec"
+    { gsub(/@VERSION@/, version); gsub(/@GLIBC@/, glibc); gsub(/@GLIBC_NEXT@/, glibc_next); print }' packaging/rpm/hale.spec.in >"$work/hale.spec"
 
 rpmtop=$work/rpmbuild
 mkdir -p "$rpmtop"

@@ -108,11 +108,13 @@ echo "agents: ${agents[*]}"
 phase "the .deb's control data"
 control=$(dpkg-deb -f "$deb")
 depends=$(dpkg-deb -f "$deb" Depends)
-# libc6 (>= X) must cover the newest glibc symbol version the binary uses.
-newest_glibc=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
-libc_min=$(sed -n 's/.*libc6 (>= \([0-9.]*\)).*/\1/p' <<<"$depends")
-check "Depends ($depends) has libc6 (>= $newest_glibc), the newest GLIBC_ the binary uses" \
-    bash -c '[ -n "$1" ] && dpkg --compare-versions "$1" ge "$2"' _ "$libc_min" "$newest_glibc"
+# The binaries are static; the glibc release they were built with must be the one installed
+# (its NSS modules are loaded at run time): libc6 (>= R), libc6 (<< R+1) for this machine's R.
+glibc=$(dpkg-query -W -f='${Version}' libc6 | sed -n 's/^\([0-9]*\)\.\([0-9]*\).*/\1.\2/p')
+glibc_next=${glibc%.*}.$((${glibc#*.} + 1))
+check "the staged hale is static (no program interpreter)" bash -c '! readelf -l "$1" | grep -q INTERP' _ "$bin"
+check "Depends ($depends) is libc6 (>= $glibc), libc6 (<< $glibc_next)" \
+    test "$depends" = "libc6 (>= $glibc), libc6 (<< $glibc_next)"
 check "Recommends: pacemaker, resource-agents" grep -qx 'Recommends: pacemaker, resource-agents' <<<"$control"
 check "Suggests: pcs" grep -qx 'Suggests: pcs' <<<"$control"
 check "Version: $version" grep -qx "Version: $version" <<<"$control"
@@ -137,8 +139,8 @@ rpm_has() { # PATH MODE [LINK TARGET]
 check "rpm: /usr/lib/ocf/lib/hale/hale 0755" rpm_has /usr/lib/ocf/lib/hale/hale 0100755
 check "rpm: /usr/bin/hale -> ../lib/ocf/lib/hale/hale" rpm_has /usr/bin/hale 0120777 ../lib/ocf/lib/hale/hale
 for a in "${agents[@]}"; do
-    check "rpm: /usr/lib/ocf/resource.d/hale/$a -> ../../lib/hale/hale" \
-        rpm_has "/usr/lib/ocf/resource.d/hale/$a" 0120777 ../../lib/hale/hale
+    check "rpm: /usr/lib/ocf/resource.d/hale/$a 0755 (its own program)" \
+        rpm_has "/usr/lib/ocf/resource.d/hale/$a" 0100755
     check "rpm: man page ocf_hale_$a.7.gz 0644" rpm_has "/usr/share/man/man7/ocf_hale_$a.7.gz" 0100644
 done
 check "rpm: man page hale.8.gz 0644" rpm_has /usr/share/man/man8/hale.8.gz 0100644
@@ -151,7 +153,8 @@ done
 check "rpm: every file is root:root" bash -c '! awk "\$6 != \"root\" || \$7 != \"root\"" <<<"$1" | grep -q .' _ "$dump"
 check "rpm: version $version-1" bash -c '[ "$(rpm -qp --qf "%{VERSION}-%{RELEASE}" "$1" 2>/dev/null)" = "$2" ]' _ "$rpm" "$version-1"
 rpm_requires=$(rpm -qp --requires "$rpm" 2>/dev/null)
-check "rpm: requires libc.so.6(GLIBC_$newest_glibc)(64bit)" grep -qxF "libc.so.6(GLIBC_$newest_glibc)(64bit)" <<<"$rpm_requires"
+check "rpm: requires glibc >= $glibc and glibc < $glibc_next" \
+    bash -c 'grep -qxF "glibc >= $2" <<<"$1" && grep -qxF "glibc < $3" <<<"$1"' _ "$rpm_requires" "$glibc" "$glibc_next"
 check "rpm: recommends pacemaker and resource-agents" \
     bash -c '[ "$(rpm -qp --recommends "$1" 2>/dev/null | sort | tr "\n" " ")" = "pacemaker resource-agents " ]' _ "$rpm"
 check "rpm: suggests pcs" bash -c '[ "$(rpm -qp --suggests "$1" 2>/dev/null)" = pcs ]' _ "$rpm"

@@ -1,0 +1,8 @@
+//! `ocf:hale:daemon` as a program of its own: it links only the daemon agent's code, so a monitor
+//! or meta-data run loads and maps nothing of the other agents (see the `hale` package's
+//! README section in packaging/README.md). `hale install` installs it as
+//! `<OCF_ROOT>/resource.d/hale/daemon`.
+
+fn main() {
+    hale_ocf::runner::main(&hale_daemon::Daemon::new(hale_backend::processes()), hale_backend::syslog());
+}

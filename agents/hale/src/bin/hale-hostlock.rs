@@ -1,0 +1,8 @@
+//! `ocf:hale:hostlock` as a program of its own: it links only the hostlock agent's code, so a monitor
+//! or meta-data run loads and maps nothing of the other agents (see the `hale` package's
+//! README section in packaging/README.md). `hale install` installs it as
+//! `<OCF_ROOT>/resource.d/hale/hostlock`.
+
+fn main() {
+    hale_ocf::runner::main(&hale_hostlock::HostLock, hale_backend::syslog());
+}

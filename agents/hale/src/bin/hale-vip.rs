@@ -1,0 +1,8 @@
+//! `ocf:hale:vip` as a program of its own: it links only the vip agent's code, so a monitor
+//! or meta-data run loads and maps nothing of the other agents (see the `hale` package's
+//! README section in packaging/README.md). `hale install` installs it as
+//! `<OCF_ROOT>/resource.d/hale/vip`.
+
+fn main() {
+    hale_ocf::runner::main(&hale_vip::Vip::new(hale_backend::network()), hale_backend::syslog());
+}
