@@ -58,8 +58,8 @@ umask 022
 
 step "build hale $version (release)"
 if [ "$version" = "$ws_version" ]; then
-    packaging/cargo-static build --release -p hale
-    built=$root/$(packaging/cargo-static --out-dir)/hale
+    cargo build --release -p hale
+    built=$root/target/release/hale
 else
     # A copy of the tree (without target/ and .git) with the version replaced, built in its
     # own target directory seeded from the workspace's: only the workspace's own crates are
@@ -71,13 +71,12 @@ else
          in_pkg && !done && /^version[ \t]*=/ { print "version = \"" v "\""; done = 1; next }
          { print }' "$root/Cargo.toml" >"$src/Cargo.toml"
     [ "$(workspace_version "$src/Cargo.toml")" = "$version" ] || die "could not set the version in the copy"
-    out_dir=$(packaging/cargo-static --out-dir)
-    if [ -d "$root/$out_dir" ]; then
-        mkdir -p "$work/target/$(dirname "${out_dir#target/}")"
-        cp -a "$root/$out_dir" "$work/$out_dir"
+    if [ -d "$root/target/release" ]; then
+        mkdir -p "$work/target"
+        cp -a "$root/target/release" "$work/target/release"
     fi
-    (cd "$src" && packaging/cargo-static build --release -p hale --target-dir "$work/target")
-    built=$work/$out_dir/hale
+    (cd "$src" && cargo build --release -p hale --target-dir "$work/target")
+    built=$work/target/release/hale
 fi
 reported=$("$built" --version)
 [ "$reported" = "hale $version" ] || die "the binary says '$reported', expected 'hale $version'"
@@ -124,7 +123,7 @@ agents_list=$("$bin" list)
 [ -n "$agents_list" ] || die "hale list printed no agent"
 description_body="Hale's agents run under Pacemaker as ocf:hale:<agent>: they pass ocf-tester,
 never fork on monitor, finish every action inside its timeout and explain
-every failure in one line. Each agent is a small static program; the hale command
+every failure in one line. Each agent is a small program of its own; the hale command
 lists, describes, documents and runs them.
 
 Agents:"
@@ -141,19 +140,17 @@ printf 'hale (%s) stable; urgency=medium\n\n  * Release %s.\n\n -- Hale maintain
     "$version" "$version" "$(date -u -R -d "@$when")" | gzip -9n >"$debroot/usr/share/doc/hale/changelog.gz"
 chmod 0644 "$debroot/usr/share/doc/hale/changelog.gz"
 
-# Depends: the binaries are static (packaging/cargo-static), so dpkg-shlibdeps has nothing to
-# read. What they still take from the system at run time are glibc's NSS modules (user, group
-# and host lookups through sss, ldap, systemd...), which must come from the glibc release they
-# were built with: libc6 of that upstream release, any Debian revision (security updates keep
-# the release), and not the next one.
+# Depends as dpkg-shlibdeps computes them from the programs' symbol versions (libc6 (>= the
+# newest GLIBC_x.y any of them uses), libgcc-s1 for unwinding, libz for the git agents). It
+# wants to run in a source tree (a debian/control) on binaries inside a package tree (a
+# directory with DEBIAN/).
 mkdir -p "$debroot/DEBIAN"
-glibc=$(dpkg-query -W -f='${Version}' libc6 | sed -n 's/^\([0-9]*\)\.\([0-9]*\).*/\1.\2/p')
-[ -n "$glibc" ] || die "cannot read the version of libc6"
-glibc_next=${glibc%.*}.$((${glibc#*.} + 1))
-depends="libc6 (>= $glibc), libc6 (<< $glibc_next)"
-if readelf -l "$debroot/usr/lib/ocf/lib/hale/hale" | grep -q INTERP; then
-    die "the staged hale binary is dynamically linked: build it with packaging/cargo-static"
-fi
+shl=$work/shlibdeps
+mkdir -p "$shl/debian"
+: >"$shl/debian/control"
+depends=$(cd "$shl" && dpkg-shlibdeps -O "$debroot/usr/lib/ocf/lib/hale/hale" "$debroot"/usr/lib/ocf/resource.d/hale/* |
+    sed -n 's/^shlibs:Depends=//p')
+[[ $depends == *libc6* ]] || die "dpkg-shlibdeps found no libc6 dependency: '$depends'"
 
 installed_size=$(du -sk --exclude=DEBIAN "$debroot" | cut -f1)
 {
@@ -217,10 +214,10 @@ files=$work/files.list
     printf '%s\n' "$description_body"
     printf '%s\n' "$agents_list" | sed -e 's/^/  /'
 } | sed 's/%/%%/g' >"$work/description"
-awk -v version="$version" -v glibc="$glibc" -v glibc_next="$glibc_next" -v files="$files" -v description="$work/description" '
+awk -v version="$version" -v files="$files" -v description="$work/description" '
     $0 == "@FILES@" { while ((getline line < files) > 0) print line; next }
     $0 == "@DESCRIPTION@" { while ((getline line < description) > 0) print line; next }
-    { gsub(/@VERSION@/, version); gsub(/@GLIBC@/, glibc); gsub(/@GLIBC_NEXT@/, glibc_next); print }' packaging/rpm/hale.spec.in >"$work/hale.spec"
+    { gsub(/@VERSION@/, version); print }' packaging/rpm/hale.spec.in >"$work/hale.spec"
 
 rpmtop=$work/rpmbuild
 mkdir -p "$rpmtop"

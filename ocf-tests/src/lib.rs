@@ -56,14 +56,10 @@ pub fn hale_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("HALE_BIN") {
         return PathBuf::from(p);
     }
-    // The static build (packaging/cargo-static, which ocf-tests/run uses) is in
-    // target/<triple>/release; a plain `cargo build --release` in target/release.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-    let triple = format!("target/{}-unknown-linux-gnu/release/hale", std::env::consts::ARCH);
-    let found = [root.join(triple), root.join("target/release/hale")].into_iter().find(|p| p.exists());
-    found.unwrap_or_else(|| {
-        panic!("no hale binary in target/: run `packaging/cargo-static build --release` first (ocf-tests/run does)")
-    })
+    let p = root.join("target/release/hale");
+    assert!(p.exists(), "{} not found: run `cargo build --release` first (ocf-tests/run does)", p.display());
+    p
 }
 
 /// A program the tests need; fails loudly when it is missing instead of skipping.

@@ -63,3 +63,41 @@ fn run_explains_results() {
     assert_eq!(code, 6);
     assert!(out.contains("[OCF_ERR_CONFIGURED]") && out.contains("reason: parameter health_tcp='nowhere'"), "{out}");
 }
+
+/// `hale install` puts each agent's own program at `resource.d/hale/<agent>` when the build
+/// made it (beside `hale`), and otherwise a link to the multi-call binary, which answers as
+/// that agent: both forms give the same meta-data.
+#[test]
+fn install_gives_each_agent_its_own_program_or_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Scratch::new("install");
+    let meta = |agent: &std::path::Path| {
+        let out = Command::new(agent).arg("meta-data").env_clear().env("OCF_ROOT", "/usr/lib/ocf").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{} meta-data", agent.display());
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let own = dir.path().join("own");
+    let (code, out) = hale(&["install", "--ocf-root", own.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let alone = dir.path().join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(hale_bin(), alone.join("hale")).unwrap();
+    let linked = dir.path().join("linked");
+    let out =
+        Command::new(alone.join("hale")).args(["install", "--ocf-root", linked.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no "), "the fallback is not said");
+
+    for name in hale_registry::names() {
+        let a = own.join("resource.d/hale").join(name);
+        let m = std::fs::symlink_metadata(&a).unwrap();
+        assert!(m.file_type().is_file(), "{} is not a program of its own", a.display());
+        assert_eq!(m.permissions().mode() & 0o777, 0o755);
+        let l = linked.join("resource.d/hale").join(name);
+        assert_eq!(std::fs::read_link(&l).unwrap(), std::path::Path::new("../../lib/hale/hale"));
+        let (mine, multi) = (meta(&a), meta(&l));
+        assert!(mine.contains(&format!("<resource-agent name=\"{name}\"")), "{mine}");
+        assert_eq!(mine, multi, "{name}: its own program and the multi-call binary disagree");
+    }
+}

@@ -36,11 +36,11 @@ pub fn user_name() -> String {
     std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into())
 }
 
-/// The real uid, from /proc/self/status.
+/// The real uid (getuid(2): one system call, where /proc/self/status was a file of 1.4 KiB
+/// read in eight calls at every monitor).
 #[cfg(target_os = "linux")]
 fn linux_uid() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|r| r.split_whitespace().next()).map(str::to_string)
+    Some(nix::unistd::getuid().as_raw().to_string())
 }
 
 #[cfg(test)]
