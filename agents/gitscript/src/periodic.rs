@@ -67,6 +67,26 @@ impl RunState {
     }
 }
 
+/// The supervisor started from its command line, `--state FILE --period SECONDS -- ARGV...`
+/// (what the agent puts after [`crate::SUPERVISE_COMMAND`]), for programs that have no
+/// argument parser of their own: ocf:hale:gitscript's own program starts itself this way.
+/// A malformed command line is exit code 2 with the reason on stderr.
+pub fn supervise_command(args: &[String]) -> i32 {
+    let parsed = match args {
+        [s, state, p, period, dash, argv @ ..] if s == "--state" && p == "--period" && dash == "--" => {
+            period.parse::<f64>().ok().and_then(|p| Duration::try_from_secs_f64(p).ok()).map(|p| (state, p, argv))
+        }
+        _ => None,
+    };
+    let Some((state, period, argv)) = parsed else {
+        eprintln!("usage: {} --state FILE --period SECONDS -- PROGRAM [ARGS...]", crate::SUPERVISE_COMMAND);
+        return 2;
+    };
+    let env = hale_ocf::Env::from_process();
+    hale_ocf::logging::Logger::install(&env, "gitscript", hale_backend::syslog());
+    supervise(Path::new(state), period, argv)
+}
+
 /// Run `argv` every `period` forever, recording each run in `state`. Returns only if the
 /// state file cannot be written (the monitor would be blind) or `argv` is empty.
 pub fn supervise(state: &Path, period: Duration, argv: &[String]) -> i32 {
@@ -107,6 +127,15 @@ pub fn supervise(state: &Path, period: Duration, argv: &[String]) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_malformed_supervisor_command_line_is_2() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(super::supervise_command(&v(&[])), 2);
+        assert_eq!(super::supervise_command(&v(&["--state", "/x", "--period", "soon", "--", "true"])), 2);
+        assert_eq!(super::supervise_command(&v(&["--period", "1", "--state", "/x", "--", "true"])), 2);
+        assert_eq!(super::supervise_command(&v(&["--state", "/x", "--period", "-1", "--", "true"])), 2);
+    }
+
     use super::*;
 
     #[test]

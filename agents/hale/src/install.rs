@@ -4,7 +4,7 @@
 //!
 //! Each agent is installed as its own program, `hale-<agent>`, found beside this one (the
 //! build makes both forms, as uutils ships `coreutils` and `ls`): an agent run then loads only
-//! its own code, which is what keeps a monitor near the cost of starting a process. When that
+//! its own code and libraries (ocf-tests/BENCHMARKS.md has the figures). When that
 //! program is missing (a build of the `hale` binary alone), the agent is linked to the
 //! multi-call binary instead, which answers to its name in argv[0]; the line printed says
 //! which form each agent got.

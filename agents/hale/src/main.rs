@@ -1,8 +1,9 @@
 //! `hale`: the command administrators use to list, describe, debug and install Hale agents.
 //!
-//! The same binary is every agent: installed as `<OCF_ROOT>/resource.d/hale/<agent>` (a link
-//! to `<OCF_ROOT>/lib/hale/hale`), it sees its agent's name in argv[0] and behaves exactly as
-//! that agent, taking the action as its sole argument as OCF requires.
+//! This binary is also every agent: linked as `<OCF_ROOT>/resource.d/hale/<agent>` it sees its
+//! agent's name in argv[0] and behaves exactly as that agent, taking the action as its sole
+//! argument as OCF requires. `hale install` uses that form only for an agent whose own program
+//! (`src/bin/hale-<agent>.rs`, which loads nothing of the other agents) was not built.
 
 mod cli;
 mod describe;
