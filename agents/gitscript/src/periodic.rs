@@ -82,9 +82,15 @@ pub fn supervise_command(args: &[String]) -> i32 {
         eprintln!("usage: {} --state FILE --period SECONDS -- PROGRAM [ARGS...]", crate::SUPERVISE_COMMAND);
         return 2;
     };
+    run_supervisor(Path::new(state), period, argv)
+}
+
+/// The supervisor process: its log lines go where the agent's do (`HA_LOGFACILITY`, syslog),
+/// then [`supervise`].
+pub fn run_supervisor(state: &Path, period: Duration, argv: &[String]) -> i32 {
     let env = hale_ocf::Env::from_process();
     hale_ocf::logging::Logger::install(&env, "gitscript", hale_backend::syslog());
-    supervise(Path::new(state), period, argv)
+    supervise(state, period, argv)
 }
 
 /// Run `argv` every `period` forever, recording each run in `state`. Returns only if the
@@ -127,6 +133,8 @@ pub fn supervise(state: &Path, period: Duration, argv: &[String]) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_malformed_supervisor_command_line_is_2() {
         let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -135,8 +143,6 @@ mod tests {
         assert_eq!(super::supervise_command(&v(&["--period", "1", "--state", "/x", "--", "true"])), 2);
         assert_eq!(super::supervise_command(&v(&["--state", "/x", "--period", "-1", "--", "true"])), 2);
     }
-
-    use super::*;
 
     #[test]
     fn state_round_trip() {

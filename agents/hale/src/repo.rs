@@ -72,10 +72,8 @@ pub struct SuperviseArgs {
 }
 
 pub fn supervise(a: SuperviseArgs) -> i32 {
-    let env = hale_ocf::Env::from_process();
-    hale_ocf::logging::Logger::install(&env, "gitscript", hale_backend::syslog());
     let period = Duration::try_from_secs_f64(a.period).unwrap_or(Duration::from_secs(60));
-    hale_gitscript::periodic::supervise(&a.state, period, &a.argv)
+    hale_gitscript::periodic::run_supervisor(&a.state, period, &a.argv)
 }
 
 const TEMPLATE_SCRIPT: &str = r#"#!/bin/sh
