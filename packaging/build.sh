@@ -141,7 +141,7 @@ printf 'hale (%s) stable; urgency=medium\n\n  * Release %s.\n\n -- Hale maintain
 chmod 0644 "$debroot/usr/share/doc/hale/changelog.gz"
 
 # Depends as dpkg-shlibdeps computes them from the programs' symbol versions (libc6 (>= the
-# newest GLIBC_x.y any of them uses), libgcc-s1 for unwinding, libz for the git agents). It
+# newest GLIBC_x.y any of them uses); the unwinder and libz are linked in). It
 # wants to run in a source tree (a debian/control) on binaries inside a package tree (a
 # directory with DEBIAN/).
 mkdir -p "$debroot/DEBIAN"

@@ -5,11 +5,16 @@
 //!
 //! It is also the supervisor of the agent's periodic mode: the agent starts its own program
 //! with `gitscript-supervise` first (as the multi-call `hale` and `hale-wsfc` accept it too).
+//!
+//! Its `main` is the C one (`agent_main!`), without the standard library's start-up: see
+//! `hale_backend::agent_main`.
 
-fn main() {
+#![no_main]
+
+hale_backend::agent_main!({
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(hale_gitscript::SUPERVISE_COMMAND) {
         std::process::exit(hale_gitscript::periodic::supervise_command(&args[1..]));
     }
-    hale_ocf::runner::main(&hale_gitscript::GitScript::new(hale_backend::processes()), hale_backend::syslog());
-}
+    hale_ocf::runner::main(&hale_gitscript::GitScript::new(hale_backend::processes()), hale_backend::syslog())
+});

@@ -2,7 +2,13 @@
 //! or meta-data run loads and maps nothing of the other agents (see the `hale` package's
 //! README section in packaging/README.md). `hale install` installs it as
 //! `<OCF_ROOT>/resource.d/hale/gitsync`.
+//!
+//! Its `main` is the C one (`agent_main!`), without the standard library's start-up: see
+//! `hale_backend::agent_main`.
 
-fn main() {
-    hale_ocf::runner::main(&hale_gitsync::GitSync::new(hale_backend::processes()), hale_backend::syslog());
-}
+#![no_main]
+
+hale_backend::agent_main!(hale_ocf::runner::main(
+    &hale_gitsync::GitSync::new(hale_backend::processes()),
+    hale_backend::syslog()
+));
