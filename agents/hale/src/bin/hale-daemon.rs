@@ -6,7 +6,7 @@
 //! Its `main` is the C one (`agent_main!`), without the standard library's start-up: see
 //! `hale_backend::agent_main`.
 
-#![no_main]
+#![cfg_attr(not(test), no_main)]
 
 hale_backend::agent_main!(hale_ocf::runner::main(
     &hale_daemon::Daemon::new(hale_backend::processes()),

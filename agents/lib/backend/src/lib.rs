@@ -73,10 +73,13 @@ pub fn syslog() -> Option<Box<dyn hale_ocf::SyslogSink>> {
 /// argv and the environment still come from the standard library (glibc hands them to it
 /// before `main`). A stack overflow still ends the process with a signal, without the message.
 ///
-/// `$run` is an expression that never returns (it ends in `std::process::exit`).
+/// `$run` is an expression that never returns (it ends in `std::process::exit`). The crate
+/// says `#![cfg_attr(not(test), no_main)]`: under `cargo test` the test harness keeps its own
+/// `main`, and this one is left out.
 #[macro_export]
 macro_rules! agent_main {
     ($run:expr) => {
+        #[cfg(not(test))]
         #[no_mangle]
         pub extern "C" fn main(_argc: ::std::ffi::c_int, _argv: *const *const ::std::ffi::c_char) -> ::std::ffi::c_int {
             $crate::program_start();
