@@ -230,13 +230,15 @@ pub const VIP: Table = Table {
     run_defaults: &[],
     bad: &[
         BadCase { set: &[("ip", "10.78.0.999")], ..bad("bad address", "start", 6, "not an IPv4 or IPv6 address") },
-        BadCase { set: &[("ip", "127.0.0.5")], ..bad("loopback", "validate-all", 6, "cannot be a floating address") },
+        BadCase { set: &[("ip", "224.0.0.5")], ..bad("multicast", "validate-all", 6, "cannot be a floating address") },
+        BadCase { set: &[("ip", "fe80::5")], ..bad("link-local without nic", "validate-all", 6, "nic is required") },
         BadCase { set: &[("cidr_netmask", "33")], ..bad("prefix too long", "validate-all", 6, "larger than 32") },
         BadCase {
             set: &[("cidr_netmask", "255.0.255.0")],
             ..bad("holey netmask", "validate-all", 6, "not a contiguous netmask")
         },
-        BadCase { set: &[("nic", "eth0:1")], ..bad("legacy label in nic", "validate-all", 6, "use iflabel") },
+        BadCase { set: &[("nic", "eth0:")], ..bad("empty label in nic", "validate-all", 6, "NIC:LABEL must fit") },
+        BadCase { set: &[("nic", "eth0:web"), ("iflabel", "db")], ..bad("two labels", "validate-all", 6, "differ") },
         BadCase {
             set: &[("broadcast", "everyone")],
             ..bad("bad broadcast", "validate-all", 6, "broadcast='everyone'")

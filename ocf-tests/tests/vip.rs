@@ -84,13 +84,14 @@ fn parameters_and_interface_choice() {
     assert_eq!(vip(&t, 0, &[("ip", &v), ("nic", "lo")]).run("stop").code, 0);
     assert!(!t.addresses(&t.hosts[0]).contains(&v));
 
-    // No route on this node for the address: 2 (this node), with a reason.
+    // No route on this node for the address: 1, as IPaddr2 answers (the subnet may come
+    // back with the node's network; 2 would ban the node), with a reason.
     let far = vip(&t, 0, &[("ip", "192.0.2.10")]).run("start");
-    assert_eq!(far.code, 2);
+    assert_eq!(far.code, 1);
     assert!(far
         .exit_reason()
         .is_some_and(|r| r.contains("no interface on this node has a route to 192.0.2.10; set nic")));
-    assert_eq!(vip(&t, 0, &[("ip", "192.0.2.10")]).env("OCF_CHECK_LEVEL", "10").run("validate-all").code, 2);
+    assert_eq!(vip(&t, 0, &[("ip", "192.0.2.10")]).env("OCF_CHECK_LEVEL", "10").run("validate-all").code, 1);
     assert_eq!(vip(&t, 0, &[("ip", "192.0.2.10")]).run("validate-all").code, 0, "level 0 does not look at the host");
     let nonic = vip(&t, 0, &[("ip", &v), ("nic", "eth9")]).run("start");
     assert_eq!(nonic.code, 2);
@@ -370,4 +371,176 @@ fn a_node_just_booted_has_no_run_directory() {
         "{text}"
     );
     assert!(!t.addresses(&t.hosts[0]).contains(&format!("{NET4}.74/")), "stop removed it");
+}
+
+/// Where vip answers differently from IPaddr2 in IPaddr2's own ocft suites, on purpose; each
+/// is a row of the README's "switching from IPaddr2" table. Every other case must pass.
+const OCFT_DIFFERENCES: &[(&str, &str)] = &[(
+    // IPaddr2 answers 6 (wrong everywhere: Pacemaker stops the resource on every node); an
+    // interface missing on one node says nothing of the others, so vip answers 2 (this node).
+    "IPaddr2",
+    "check base env: set invalid 'OCF_RESKEY_nic'",
+)];
+
+/// IPaddr2's ocft suites as resource-agents ships them (IPaddr2, IPaddr2v4, IPaddr2v6), with
+/// only `Agent vip` and `AgentRoot .../resource.d/hale` changed, run by `ocft` in namespaces
+/// holding the eth0 and eth1 the suites expect, one per suite. ocft waits a second around
+/// every agent run, so this takes about three and a half minutes. ocft keeps its generated
+/// cases in a fixed place (/var/lib/resource-agents/ocft): no other test runs it.
+#[test]
+fn ipaddr2_ocft_suites_pass() {
+    const SUITES: [&str; 3] = ["IPaddr2", "IPaddr2v4", "IPaddr2v6"];
+    let ocft = require("ocft");
+    let shipped = std::path::Path::new("/usr/share/resource-agents/ocft/configs");
+    let dir = std::env::temp_dir().join(unique("hale-ocft"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = agent_path("vip").parent().unwrap().to_string_lossy().into_owned();
+    let mut cases = Vec::new();
+    for suite in SUITES {
+        let config = std::fs::read_to_string(shipped.join(suite))
+            .unwrap_or_else(|e| panic!("{}/{suite}: {e} (resource-agents ships it)", shipped.display()));
+        assert!(config.contains("\tAgent IPaddr2\n") && config.contains("\tAgentRoot "), "{suite}: unknown form");
+        let ours: String = config
+            .lines()
+            .map(|l| match l {
+                "\tAgent IPaddr2" => "\tAgent vip".to_string(),
+                l if l.starts_with("\tAgentRoot ") => format!("\tAgentRoot {root}"),
+                l => l.to_string(),
+            })
+            .map(|l| l + "\n")
+            .collect();
+        std::fs::write(dir.join(suite), ours).unwrap();
+        let names: Vec<String> = config
+            .lines()
+            .filter_map(|l| l.strip_prefix("CASE \"").and_then(|r| r.strip_suffix('"')))
+            .map(str::to_string)
+            .collect();
+        assert!(names.len() > 10, "{suite}: only {} cases", names.len());
+        cases.push(names);
+    }
+    let made =
+        std::process::Command::new(&ocft).args(["make", "-d"]).arg(&dir).args(SUITES).output().expect("ocft make");
+    assert!(made.status.success(), "ocft make: {}", String::from_utf8_lossy(&made.stderr));
+
+    // One after the other, each on a fresh host: the suites use one instance name, and on one
+    // machine the hosts' namespaces share /run/hale, where vip keeps its records.
+    let outputs: Vec<String> = SUITES
+        .iter()
+        .map(|suite| {
+            let t = Topology::new(1);
+            let h = &t.hosts[0];
+            ip(&["-n", &t.hub, "link", "add", "q0", "type", "veth", "peer", "name", "eth1", "netns", &h.ns]);
+            ip(&["-n", &t.hub, "link", "set", "q0", "master", "br0", "up"]);
+            ip(&["-n", &h.ns, "link", "set", "eth1", "up"]);
+            assert!(
+                wait_for(Duration::from_secs(10), || !ip(&["-n", &h.ns, "-6", "addr", "show", "tentative"])
+                    .contains("inet6")),
+                "IPv6 DAD did not finish"
+            );
+            // Its exit status counts failed cases, the listed differences among them: the
+            // output says which.
+            t.exec(h, &[&ocft.to_string_lossy(), "test", suite]).1
+        })
+        .collect();
+
+    let mut failures = Vec::new();
+    for ((suite, names), out) in SUITES.iter().zip(&cases).zip(&outputs) {
+        let results = ocft_results(suite, out);
+        let ran: Vec<&String> = results.iter().map(|(n, _)| n).collect();
+        assert_eq!(ran, names.iter().collect::<Vec<_>>(), "{suite}: not every case ran:\n{out}");
+        for (case, problem) in results {
+            let expected = OCFT_DIFFERENCES.contains(&(*suite, case.as_str()));
+            match (problem, expected) {
+                (None, false) | (Some(_), true) => {}
+                (Some(p), false) => failures.push(format!("{suite}: {case}: {p}")),
+                (None, true) => failures.push(format!("{suite}: {case}: passes, but is listed as a difference")),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "ocft cases that fail against vip:\n{}", failures.join("\n"));
+}
+
+/// Each case of `ocft test` output, in order, with what went wrong in it (None: every step OK).
+/// A case prints "SUITE: NAME - OK." and one "OK." per further checked step; anything else
+/// (FAILED, an ERROR of a check, a command's error) belongs to the case it follows.
+fn ocft_results(suite: &str, out: &str) -> Vec<(String, Option<String>)> {
+    let mut results: Vec<(String, Option<String>)> = Vec::new();
+    let mut framework = Vec::new();
+    let prefix = format!("{suite}: ");
+    for raw in out.lines() {
+        let line = strip_ansi(raw);
+        let line = line.trim();
+        if let Some((name, rest)) = line.strip_prefix(&prefix).and_then(|r| r.split_once(" - ")) {
+            let problem = (rest != "OK.").then(|| rest.to_string());
+            results.push((name.to_string(), problem));
+        } else if line.is_empty() || line == "OK." || line == "Done." || line.starts_with("Initializing '") {
+        } else if line.starts_with("Cleaning '") {
+            framework.push(line.to_string());
+        } else if let Some((_, problem)) = results.last_mut() {
+            let p = problem.get_or_insert_with(String::new);
+            p.push_str(line);
+            p.push(' ');
+        } else {
+            framework.push(line.to_string());
+        }
+    }
+    // The suite's own set-up and clean-up must have worked too.
+    framework.retain(|l| !l.starts_with("Cleaning '"));
+    assert!(framework.is_empty(), "{suite}: ocft reported outside any case: {framework:?}\n{out}");
+    results
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An LVS direct-routing real server: the service address on lo, a host prefix, never announced.
+#[test]
+fn lvs_dr_address_on_loopback() {
+    let t = Topology::new(1);
+    let v = format!("{NET4}.120");
+    let c = vip(&t, 0, &[("ip", &v), ("nic", "lo"), ("arp_bg", "false")]);
+    let s = c.run("start");
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    assert!(s.stderr.contains("not announced"), "{}", s.stderr);
+    let lo = ip(&["-n", &t.hosts[0].ns, "-o", "addr", "show", "dev", "lo"]);
+    assert!(lo.contains(&format!("inet {v}/32")), "{lo}");
+    assert_eq!(c.clone().recurring().run("monitor").code, 0);
+    assert_eq!(c.run("stop").code, 0);
+    assert!(!ip(&["-n", &t.hosts[0].ns, "-o", "addr", "show"]).contains(&v));
+    // A loopback address goes on lo by itself; on another interface it is refused.
+    let l = vip(&t, 0, &[("ip", "127.0.0.3")]);
+    assert_eq!(l.run("start").code, 0);
+    assert!(ip(&["-n", &t.hosts[0].ns, "-o", "addr", "show", "dev", "lo"]).contains("inet 127.0.0.3/32"));
+    assert_eq!(l.run("monitor").code, 0);
+    assert_eq!(l.run("stop").code, 0);
+    let wrong = vip(&t, 0, &[("ip", "127.0.0.4"), ("nic", "eth0")]).run("start");
+    assert_eq!(wrong.code, 2);
+    assert!(wrong.exit_reason().is_some_and(|r| r.contains("not a loopback interface")), "{}", wrong.stderr);
+}
+
+/// A recurring monitor whose nic has vanished fails with the reason (IPaddr2 gives 1 too); a
+/// probe of it says "not running".
+#[test]
+fn recurring_monitor_of_a_vanished_nic_fails() {
+    let t = Topology::new(1);
+    let c = vip(&t, 0, &[("ip", &format!("{NET4}.121")), ("nic", "ethVanished")]);
+    let m = c.clone().recurring().run("monitor");
+    assert_eq!(m.code, 1, "{}", m.stderr);
+    assert!(m.exit_reason().is_some_and(|r| r.contains("interface ethVanished has vanished")), "{}", m.stderr);
+    assert_eq!(c.run("monitor").code, 7, "a probe");
 }

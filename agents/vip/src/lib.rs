@@ -28,9 +28,14 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 const PARAMS: &[Param] = &[
-    Param::new("ip", "IPv4 or IPv6 address", "The floating address, e.g. 192.168.1.10 or 2001:db8::10.")
-        .required()
-        .unique_group("ip"),
+    Param::new(
+        "ip",
+        "IPv4 or IPv6 address",
+        "The floating address, e.g. 192.168.1.10 or 2001:db8::10. A loopback address (127.0.0.3) \
+         goes on the loopback interface. A link-local IPv6 address (fe80::/10) needs nic.",
+    )
+    .required()
+    .unique_group("ip"),
     Param::new(
         "cidr_netmask",
         "Prefix length",
@@ -42,7 +47,10 @@ const PARAMS: &[Param] = &[
         "Interface",
         "The interface to put the address on. Default: the interface of the connected route \
          with the longest prefix containing the address; when two interfaces qualify, start \
-         refuses and asks for nic.",
+         refuses and asks for nic. NAME:LABEL, IPaddr2's older form, means nic=NAME \
+         iflabel=LABEL. nic=lo puts the address on the loopback interface with a host prefix \
+         (/32, /128) and never announces it: the set-up of an LVS direct-routing real server, \
+         which must also set the arp_ignore and arp_announce sysctls.",
     ),
     Param::new(
         "broadcast",
@@ -196,6 +204,11 @@ pub fn broadcast_of(ip: Ipv4Addr, prefix: u8) -> Option<Ipv4Addr> {
 /// A valid Linux interface name: 1-15 bytes, no '/', ':' or whitespace.
 fn valid_ifname(name: &str) -> bool {
     !name.is_empty() && name.len() <= 15 && !name.contains(['/', ':']) && !name.contains(char::is_whitespace)
+}
+
+/// fe80::/10: valid on one link only, so it names no interface by itself.
+fn is_link_local_v6(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 fn net_failure(e: BackendError) -> Failure {
@@ -397,9 +410,16 @@ impl Vip {
                 .find(|i| &i.name == nic)
                 .cloned()
                 .ok_or_else(|| Failure::args(format!("interface {nic} does not exist on this node")))?,
+            None if c.ip.is_loopback() => ifs
+                .iter()
+                .find(|i| i.loopback)
+                .cloned()
+                .ok_or_else(|| Failure::args("this node has no loopback interface".to_string()))?,
             None => {
+                // A node without the subnet today may have it again once its network is
+                // restored: 1 (IPaddr2's answer), not a ban of the node.
                 let best = routes.iter().map(|r| r.prefix).max().ok_or_else(|| {
-                    Failure::args(format!("no interface on this node has a route to {}; set nic", c.ip))
+                    Failure::generic(format!("no interface on this node has a route to {}; set nic", c.ip))
                 })?;
                 let mut candidates: Vec<u32> =
                     routes.iter().filter(|r| r.prefix == best).map(|r| r.interface).collect();
@@ -422,11 +442,40 @@ impl Vip {
                     .ok_or_else(|| Failure::args(format!("the interface of the route to {} has disappeared", c.ip)))?
             }
         };
-        let prefix = match c.prefix {
-            Some(p) => p,
-            None => routes.iter().filter(|r| r.interface == iface.index).map(|r| r.prefix).max().ok_or_else(|| {
-                Failure::args(format!("no route on {} tells the prefix of {}; set cidr_netmask", iface.name, c.ip))
-            })?,
+        if c.ip.is_loopback() && !iface.loopback {
+            return Err(Failure::args(format!(
+                "{} is a loopback address and {} is not a loopback interface",
+                c.ip, iface.name
+            )));
+        }
+        let route = routes.iter().filter(|r| r.interface == iface.index).map(|r| r.prefix).max();
+        let prefix = match (c.prefix, route) {
+            // The interface was chosen by a route: a prefix that disagrees with it makes the
+            // choice a guess (IPaddr2's findif refuses the same: IPv4 may only narrow the
+            // route's prefix, IPv6 must match it). nic says the guess is meant.
+            (Some(p), Some(r)) if c.nic.is_none() && (if c.ip.is_ipv4() { p < r } else { p != r }) => {
+                return Err(Failure::generic(format!(
+                    "cidr_netmask /{p} does not fit the connected route /{r} on {} that {} was found by; set nic",
+                    iface.name, c.ip
+                )))
+            }
+            (Some(p), _) => p,
+            (None, Some(r)) => r,
+            // RFC 4291: link-local unicast is fe80::/64 on every link.
+            (None, None) if is_link_local_v6(c.ip) => 64,
+            (None, None) if iface.loopback => {
+                if c.ip.is_ipv4() {
+                    32
+                } else {
+                    128
+                }
+            }
+            (None, None) => {
+                return Err(Failure::generic(format!(
+                    "no route on {} tells the prefix of {}; set cidr_netmask",
+                    iface.name, c.ip
+                )))
+            }
         };
         if let Some(l) = &c.label {
             if iface.name.len() + 1 + l.len() > 15 {
@@ -434,6 +483,18 @@ impl Vip {
             }
         }
         Ok((iface, prefix))
+    }
+
+    /// monitor found no address of ours. A recurring monitor whose nic has vanished fails
+    /// (1, as IPaddr2 since 3.9.6) with the reason, where "not running" would hide the cause;
+    /// a probe says "not running". Costs a dump only on this path, never when all is well.
+    fn absent(&self, c: &Config, ctx: &Context) -> OcfResult {
+        if let (Some(nic), false) = (&c.nic, ctx.probe) {
+            if !self.net.interfaces().map_err(net_failure)?.iter().any(|i| &i.name == nic) {
+                return Err(Failure::generic(format!("interface {nic} has vanished from this node")));
+            }
+        }
+        Ok(OcfStatus::NotRunning)
     }
 
     fn entries(&self, c: &Config) -> OcfResult<Vec<AddressEntry>> {
@@ -601,7 +662,7 @@ impl Agent for Vip {
                    ARP for IPv4, unsolicited neighbour advertisement for IPv6), all through \
                    netlink and packet sockets: no process is forked, ever. The parameters \
                    are IPaddr2's. monitor: 0 served, 7 absent, 1 present on the wrong \
-                   interface, link down or DAD failed. stop removes only this address and \
+                   interface, link down, DAD failed, or (recurring) nic vanished. stop removes only this address and \
                    succeeds when it, or its interface, is already gone.",
         version: env!("CARGO_PKG_VERSION"),
     };
@@ -615,20 +676,33 @@ impl Agent for Vip {
             .trim()
             .parse()
             .map_err(|_| Failure::configured(format!("parameter ip='{raw_ip}' is not an IPv4 or IPv6 address")))?;
-        if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
+        if ip.is_unspecified() || ip.is_multicast() {
             return Err(Failure::configured(format!("parameter ip={ip} cannot be a floating address")));
         }
         let prefix = v
             .str("cidr_netmask")
             .map(|m| parse_prefix(m, ip).map_err(|e| Failure::configured(format!("parameter cidr_netmask='{m}': {e}"))))
             .transpose()?;
-        let nic = v.str("nic").map(str::to_string);
+        // IPaddr2 still takes nic=NAME:LABEL (its older form of iflabel), and CIBs carry it.
+        let (nic, nic_label) = match v.str("nic") {
+            Some(n) => match n.split_once(':') {
+                Some((name, label)) => (Some(name.to_string()), Some(label.to_string())),
+                None => (Some(n.to_string()), None),
+            },
+            None => (None, None),
+        };
         if let Some(n) = &nic {
             if !valid_ifname(n) {
                 return Err(Failure::configured(format!(
-                    "parameter nic='{n}' is not an interface name (use iflabel for a label)"
+                    "parameter nic='{}' is not an interface name or NAME:LABEL",
+                    v.text("nic")
                 )));
             }
+        }
+        if is_link_local_v6(ip) && nic.is_none() {
+            return Err(Failure::configured(format!(
+                "parameter ip={ip} is link-local: every interface has that prefix, so nic is required"
+            )));
         }
         let broadcast = match v.text("broadcast") {
             "+" => Broadcast::Compute,
@@ -637,7 +711,16 @@ impl Agent for Vip {
                 Failure::configured(format!("parameter broadcast='{b}' is not an IPv4 address, '+' or '-'"))
             })?),
         };
-        let label = v.str("iflabel").map(str::to_string);
+        let label = match (v.str("iflabel"), nic_label) {
+            (Some(l), Some(n)) if l != n => {
+                return Err(Failure::configured(format!(
+                    "parameter iflabel='{l}' and the label in nic='{}' differ",
+                    v.text("nic")
+                )))
+            }
+            (Some(l), _) => Some(l.to_string()),
+            (None, n) => n,
+        };
         if let Some(l) = &label {
             if ip.is_ipv6() {
                 return Err(Failure::configured("parameter iflabel applies to IPv4 addresses only"));
@@ -727,6 +810,12 @@ impl Agent for Vip {
         if c.ip.is_ipv6() && !c.nodad {
             self.wait_dad(c, &iface, prefix, &path, ctx)?;
         }
+        // Nothing on a loopback interface is announced: for an LVS-DR real server an
+        // announcement would draw the VIP's traffic away from the director.
+        if iface.loopback {
+            log::info!("{} is on the loopback interface {}: not announced", c.ip, iface.name);
+            return Ok(OcfStatus::Success);
+        }
         // An address that cannot be announced is still served; neighbours learn it on their
         // next ARP. Say so, do not fail. Foreground announcements stop at the deadline.
         match self.net.announce(c.ip, &iface, c.announcement, announce_until(ctx)) {
@@ -764,12 +853,12 @@ impl Agent for Vip {
         }
         // Reads only: a probe writes nothing, and a node just booted may have no run directory.
         let Some(r) = read_record(&record_path(ctx, c.namespace.as_deref())).map_err(Failure::generic)? else {
-            return Ok(OcfStatus::NotRunning);
+            return self.absent(c, ctx);
         };
         // Dump one: the addresses of the record's family. An address this resource did not
         // add (the node's own, on lo for LVS-DR, or any other) is not "running".
         let Some(a) = self.net.addresses(r.ip).map_err(net_failure)?.into_iter().find(|a| r.describes(a)) else {
-            return Ok(OcfStatus::NotRunning);
+            return self.absent(c, ctx);
         };
         // Dump two: its interface.
         let Some(iface) = self.net.interface(a.interface).map_err(net_failure)? else {
@@ -798,7 +887,7 @@ impl Agent for Vip {
         if c.check_link && !Vip::link_ok(iface) {
             return Err(Failure::generic(format!("{} is on {}, whose link is down", c.ip, iface.name)));
         }
-        if c.refresh > 0 && !ctx.probe {
+        if c.refresh > 0 && !ctx.probe && !iface.loopback {
             let again = Announcement { count: c.refresh, background: false, ..c.announcement };
             match self.net.announce(c.ip, iface, again, announce_until(ctx)) {
                 Ok(n) if n < c.refresh => {
@@ -939,6 +1028,27 @@ mod tests {
         assert!(r.describes(&entry));
         assert!(!r.describes(&AddressEntry { interface: 1, ..entry.clone() }), "the same address on lo is not ours");
         assert!(!r.describes(&AddressEntry { prefix: 16, ..entry }));
+    }
+
+    #[test]
+    fn ipaddr2_forms_are_taken() {
+        // nic=NAME:LABEL is nic=NAME iflabel=LABEL.
+        let c = validate(&[("ip", "10.0.0.5"), ("nic", "eth0:web")], None).unwrap();
+        assert_eq!((c.nic.as_deref(), c.label.as_deref()), (Some("eth0"), Some("web")));
+        let c = validate(&[("ip", "10.0.0.5"), ("nic", "eth0:web"), ("iflabel", "web")], None).unwrap();
+        assert_eq!(c.label.as_deref(), Some("web"));
+        let e = validate(&[("ip", "10.0.0.5"), ("nic", "eth0:web"), ("iflabel", "db")], None).unwrap_err();
+        assert_eq!(e.status, OcfStatus::ErrConfigured, "{}", e.reason);
+        for bad in ["eth0:", ":web", "eth0:a b", "eth0:much-too-long-label"] {
+            let e = validate(&[("ip", "10.0.0.5"), ("nic", bad)], None).unwrap_err();
+            assert_eq!(e.status, OcfStatus::ErrConfigured, "nic={bad}: {}", e.reason);
+        }
+        // A loopback address is a VIP on lo (LVS direct routing); link-local needs nic.
+        assert!(validate(&[("ip", "127.0.0.3")], None).is_ok());
+        let e = validate(&[("ip", "fe80::2")], None).unwrap_err();
+        assert_eq!(e.status, OcfStatus::ErrConfigured, "{}", e.reason);
+        assert!(e.reason.contains("link-local"), "{}", e.reason);
+        assert!(validate(&[("ip", "fe80::2"), ("nic", "eth0")], None).is_ok());
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub struct Interface {
     pub up: bool,
     /// The lower layer (carrier) is up.
     pub lower_up: bool,
+    /// A loopback interface (`lo`): nothing on it is announced to a link.
+    pub loopback: bool,
     /// Hardware address, when it is Ethernet-like.
     pub mac: Option<[u8; 6]>,
 }

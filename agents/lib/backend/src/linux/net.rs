@@ -108,6 +108,7 @@ fn to_interface(l: &LinkMessage) -> Interface {
         name,
         up: l.header.flags.contains(LinkFlags::Up),
         lower_up: l.header.flags.contains(LinkFlags::LowerUp),
+        loopback: l.header.flags.contains(LinkFlags::Loopback),
         mac,
     }
 }
