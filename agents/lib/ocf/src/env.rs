@@ -90,6 +90,12 @@ impl Env {
         self.non_empty(&format!("OCF_RESKEY_{name}"))
     }
 
+    /// `OCF_RESKEY_<name>` is set but is not UTF-8 text. Builds no key when nothing is
+    /// invalid (every action asks this of every parameter).
+    pub fn param_is_invalid(&self, name: &str) -> bool {
+        !self.invalid.is_empty() && self.invalid.contains(&format!("OCF_RESKEY_{name}"))
+    }
+
     /// `OCF_RESKEY_CRM_meta_<name>`.
     pub fn meta(&self, name: &str) -> Option<&str> {
         self.non_empty(&format!("OCF_RESKEY_CRM_meta_{name}"))

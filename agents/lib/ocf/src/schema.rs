@@ -215,7 +215,7 @@ impl Values {
             values.shown.insert(p.name, p.shown);
             // Not unset: a value that is not text is refused, else `user=` with a stray byte
             // would run the service as root.
-            if env.is_invalid(&format!("OCF_RESKEY_{}", p.name)) {
+            if env.param_is_invalid(p.name) {
                 return Err(Failure::configured(format!("parameter {} is not valid UTF-8 text", p.name)));
             }
             let raw = env.param(p.name).or(p.default);
