@@ -1,5 +1,5 @@
 //! Network work on Linux without `ip`, `arping` or `send_arp`: rtnetlink for links, addresses
-//! and routes (one blocking socket per request, no async runtime), an AF_PACKET socket for
+//! and routes (one blocking socket per process and namespace, no async runtime), an AF_PACKET socket for
 //! ARP, a raw ICMPv6 socket for neighbour advertisements, and setns(2) for namespaces.
 
 use crate::net::{
@@ -14,6 +14,7 @@ use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkFlags, LinkM
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -41,14 +42,51 @@ fn family(ip: IpAddr) -> AddressFamily {
     }
 }
 
+thread_local! {
+    /// The rtnetlink socket of this process in its current network namespace, with the
+    /// sequence number of its last request: a vip monitor makes two requests, and a socket
+    /// per request cost five system calls and a socket's set-up and release each time. It
+    /// is made anew in a forked child (the pid differs), after `enter_namespace`, and after a
+    /// failed request (which may have left answers unread).
+    static ROUTE_SOCKET: RefCell<Option<(u32, Socket, u32)>> = const { RefCell::new(None) };
+}
+
+/// Drop the cached socket: the next request opens one in the namespace this process is in now.
+fn forget_route_socket() {
+    ROUTE_SOCKET.with(|s| s.borrow_mut().take());
+}
+
 /// Send one rtnetlink request and collect the answers (a dump, or the acknowledgement).
 fn netlink(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
-    let mut socket = Socket::new(NETLINK_ROUTE)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
+    ROUTE_SOCKET.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let pid = std::process::id();
+        if cell.as_ref().is_none_or(|(owner, _, _)| *owner != pid) {
+            let mut socket = Socket::new(NETLINK_ROUTE)?;
+            socket.bind_auto()?;
+            socket.connect(&SocketAddr::new(0, 0))?;
+            *cell = Some((pid, socket, 0));
+        }
+        let Some((_, socket, seq)) = cell.as_mut() else { unreachable!("set just above") };
+        *seq = seq.wrapping_add(1);
+        let answers = request(socket, *seq, message, flags);
+        if answers.is_err() {
+            *cell = None;
+        }
+        answers
+    })
+}
+
+/// One request on `socket` with sequence number `seq`; answers to other numbers are skipped.
+fn request(
+    socket: &Socket,
+    seq: u32,
+    message: RouteNetlinkMessage,
+    flags: u16,
+) -> io::Result<Vec<RouteNetlinkMessage>> {
     let mut packet = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(message));
     packet.header.flags = NLM_F_REQUEST | flags;
-    packet.header.sequence_number = 1;
+    packet.header.sequence_number = seq;
     packet.finalize();
     let mut buf = vec![0; packet.buffer_len()];
     packet.serialize(&mut buf[..]);
@@ -67,19 +105,21 @@ fn netlink(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetl
             let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rbuf[offset..size])
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
             let len = msg.header.length as usize;
-            match msg.payload {
-                NetlinkPayload::Done(_) => return Ok(answers),
-                NetlinkPayload::Error(e) if e.code.is_none() => return Ok(answers),
-                NetlinkPayload::Error(e) => return Err(e.to_io()),
-                NetlinkPayload::InnerMessage(m) => answers.push(m),
-                _ => {}
+            if msg.header.sequence_number == seq {
+                match msg.payload {
+                    NetlinkPayload::Done(_) => return Ok(answers),
+                    NetlinkPayload::Error(e) if e.code.is_none() => return Ok(answers),
+                    NetlinkPayload::Error(e) => return Err(e.to_io()),
+                    NetlinkPayload::InnerMessage(m) => answers.push(m),
+                    _ => {}
+                }
             }
             if len == 0 {
                 break;
             }
             offset += len;
         }
-        if flags & (NLM_F_DUMP | NLM_F_ACK) == 0 {
+        if flags & (NLM_F_DUMP | NLM_F_ACK) == 0 && !answers.is_empty() {
             return Ok(answers);
         }
     }
@@ -141,7 +181,9 @@ impl Network for LinuxNetwork {
         }
         let file = open_namespace(name)?;
         nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| failed(&format!("cannot enter network namespace {name}"), e))
+            .map_err(|e| failed(&format!("cannot enter network namespace {name}"), e))?;
+        forget_route_socket();
+        Ok(())
     }
 
     fn namespace_id(&self) -> Result<u64, BackendError> {
