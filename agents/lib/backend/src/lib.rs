@@ -62,7 +62,7 @@ pub fn syslog() -> Option<Box<dyn hale_ocf::SyslogSink>> {
     Some(Box::new(windows::eventlog::EventLog))
 }
 
-/// Defines the C `main` of an agent's own program, for a binary crate that says `#![no_main]`.
+/// Defines the C `main` of an agent's own program (its binary crate says `no_main`, see below).
 ///
 /// Why not Rust's `fn main`: before it, the standard library's start-up finds the main
 /// thread's stack bounds (glibc reads and parses /proc/self/maps for that) and installs a
@@ -74,8 +74,8 @@ pub fn syslog() -> Option<Box<dyn hale_ocf::SyslogSink>> {
 /// before `main`). A stack overflow still ends the process with a signal, without the message.
 ///
 /// `$run` is an expression that never returns (it ends in `std::process::exit`). The crate
-/// says `#![cfg_attr(not(test), no_main)]`: under `cargo test` the test harness keeps its own
-/// `main`, and this one is left out.
+/// says `#![cfg_attr(not(test), no_main)]`, not plain `no_main`: under `cargo test` the test
+/// harness keeps its own `main`, and this one is left out.
 #[macro_export]
 macro_rules! agent_main {
     ($run:expr) => {
