@@ -196,7 +196,10 @@ impl Mirror {
         });
         match result {
             Ok(()) => Ok(()),
-            Err(_) if Instant::now() >= deadline => Err(FetchError(format!(
+            // A server that answers nothing ends the fetch through libgit2's read timeout,
+            // which can fire a hair before `deadline` by this process's clock: the same budget
+            // ran out, so it gets the same reason.
+            Err(e) if Instant::now() >= deadline || timed_out(&e) => Err(FetchError(format!(
                 "cannot fetch {url}: the fetch did not finish within {:.1}s",
                 timeout.as_secs_f32()
             ))),
@@ -415,6 +418,12 @@ pub fn sync(
         None => None,
     };
     Ok(SyncReport { fetch_error, check, deployed, signer })
+}
+
+/// libgit2's connect or read timeout: GIT_TIMEOUT in newer releases, a network error that
+/// says "timed out" in the one vendored by git2 0.21.
+fn timed_out(e: &git2::Error) -> bool {
+    e.code() == git2::ErrorCode::Timeout || (e.class() == git2::ErrorClass::Net && e.message().ends_with("timed out"))
 }
 
 #[cfg(test)]

@@ -332,3 +332,20 @@ fn a_checkout_past_its_deadline_stops_and_leaves_no_tree() {
     assert_eq!(sync(&layout, &src, WAIT, None).unwrap().deployed, Some(c));
     assert_eq!(std::fs::read_dir(layout.tree("ops", &c.to_string())).unwrap().count(), 500);
 }
+
+#[test]
+fn a_server_that_never_answers_is_a_fetch_past_its_budget() {
+    // Accepts the connection and says nothing: only libgit2's read timeout ends the wait, and
+    // the reason must name the budget, whichever clock noticed first.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+    let t = TempDir::new("silent");
+    let layout = Layout::with_state_dir(&t.0.join("state"));
+    let mut src = source(&t.0.join("unused"), VerifyMode::None, None);
+    src.url = format!("git://127.0.0.1:{port}/silent.git");
+    let r = sync(&layout, &src, Duration::from_millis(300), None).unwrap();
+    let e = r.fetch_error.expect("a silent server is a fetch error");
+    assert!(e.contains("the fetch did not finish within 0.3s"), "{e}");
+    drop(held.join());
+}
