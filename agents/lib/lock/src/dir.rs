@@ -234,13 +234,15 @@ impl DirStore {
         }
     }
 
-    /// The directories a change writes in.
+    /// The directories a change removes a file from. Every file it writes goes through
+    /// `files::write_atomic`, which already flushes that file's directory after its rename;
+    /// a removal is durable only once its directory is flushed too. (A renewal flushed the
+    /// held directory twice.)
     fn touched(change: &Change) -> &'static [&'static str] {
         match change {
-            Change::Grant(_) => &["history", "", "held"],
-            Change::Renew(_) => &["held"],
-            Change::Release(..) => &["history", "held"],
-            Change::SetIntent(_) | Change::DropIntent(_) => &["intents"],
+            Change::Grant(_) | Change::Renew(_) | Change::SetIntent(_) => &[],
+            Change::Release(..) => &["held"],
+            Change::DropIntent(_) => &["intents"],
         }
     }
 
