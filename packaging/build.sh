@@ -151,6 +151,16 @@ mkdir -p "$shl/debian"
 depends=$(cd "$shl" && dpkg-shlibdeps -O "$debroot/usr/lib/ocf/lib/hale/hale" "$debroot"/usr/lib/ocf/resource.d/hale/* |
     sed -n 's/^shlibs:Depends=//p')
 [[ $depends == *libc6* ]] || die "dpkg-shlibdeps found no libc6 dependency: '$depends'"
+# A program linked statically with glibc (agents/hale/build.rs: those that never look up a
+# name) carries glibc's code: Debian policy 7.8 asks for Built-Using naming the glibc source
+# version it came from. A static program has no program interpreter (PT_INTERP).
+built_using=
+for prog in "$debroot"/usr/lib/ocf/resource.d/hale/*; do
+    [ -L "$prog" ] && continue
+    if ! readelf -lW "$prog" | grep -q 'Requesting program interpreter'; then
+        built_using="glibc (= $(dpkg-query -W -f='${source:Version}' libc6-dev))"
+    fi
+done
 
 installed_size=$(du -sk --exclude=DEBIAN "$debroot" | cut -f1)
 {
@@ -160,6 +170,7 @@ installed_size=$(du -sk --exclude=DEBIAN "$debroot" | cut -f1)
     echo "Maintainer: Hale maintainers <maintainers@hale.invalid>"
     echo "Installed-Size: $installed_size"
     echo "Depends: $depends"
+    [ -z "$built_using" ] || echo "Built-Using: $built_using"
     echo "Recommends: pacemaker, resource-agents"
     echo "Suggests: pcs"
     echo "Section: admin"

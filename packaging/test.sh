@@ -110,11 +110,23 @@ control=$(dpkg-deb -f "$deb")
 depends=$(dpkg-deb -f "$deb" Depends)
 # libc6 (>= X) must cover the newest glibc symbol version any shipped program uses (the hale
 # command and each agent's own program, staged beside it by build.sh).
-newest_glibc=$(for b in "$bin" "${agents[@]/#/$(dirname "$bin")/hale-}"; do objdump -T "$b"; done |
+# A static program (no program interpreter) carries glibc instead: Built-Using names it.
+statics=()
+newest_glibc=$(for b in "$bin" "${agents[@]/#/$(dirname "$bin")/hale-}"; do
+    readelf -lW "$b" | grep -q 'Requesting program interpreter' && objdump -T "$b"; done |
     grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
+for b in "${agents[@]/#/$(dirname "$bin")/hale-}"; do
+    readelf -lW "$b" | grep -q 'Requesting program interpreter' || statics+=("$(basename "$b")")
+done
 libc_min=$(sed -n 's/.*libc6 (>= \([0-9.]*\)).*/\1/p' <<<"$depends")
 check "Depends ($depends) has libc6 (>= $newest_glibc), the newest GLIBC_ the programs use" \
     bash -c '[ -n "$1" ] && dpkg --compare-versions "$1" ge "$2"' _ "$libc_min" "$newest_glibc"
+if ((${#statics[@]})); then
+    check "Built-Using: glibc (= the libc6-dev version), for the static ${statics[*]}" \
+        grep -qx "Built-Using: glibc (= $(dpkg-query -W -f='${source:Version}' libc6-dev))" <<<"$control"
+else
+    check "no Built-Using without a static program" bash -c '! grep -q "^Built-Using:" <<<"$1"' _ "$control"
+fi
 check "Recommends: pacemaker, resource-agents" grep -qx 'Recommends: pacemaker, resource-agents' <<<"$control"
 check "Suggests: pcs" grep -qx 'Suggests: pcs' <<<"$control"
 check "Version: $version" grep -qx "Version: $version" <<<"$control"
