@@ -157,7 +157,7 @@ depends=$(cd "$shl" && dpkg-shlibdeps -O "$debroot/usr/lib/ocf/lib/hale/hale" "$
 built_using=
 for prog in "$debroot"/usr/lib/ocf/resource.d/hale/*; do
     [ -L "$prog" ] && continue
-    if ! readelf -lW "$prog" | grep -q 'Requesting program interpreter'; then
+    if [[ $(readelf -lW "$prog") != *'Requesting program interpreter'* ]]; then
         built_using="glibc (= $(dpkg-query -W -f='${source:Version}' libc6-dev))"
     fi
 done

@@ -111,12 +111,13 @@ depends=$(dpkg-deb -f "$deb" Depends)
 # libc6 (>= X) must cover the newest glibc symbol version any shipped program uses (the hale
 # command and each agent's own program, staged beside it by build.sh).
 # A static program (no program interpreter) carries glibc instead: Built-Using names it.
+dynamic() { [[ $(readelf -lW "$1") == *'Requesting program interpreter'* ]]; }
 statics=()
 newest_glibc=$(for b in "$bin" "${agents[@]/#/$(dirname "$bin")/hale-}"; do
-    readelf -lW "$b" | grep -q 'Requesting program interpreter' && objdump -T "$b"; done |
+    if dynamic "$b"; then objdump -T "$b"; fi; done |
     grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
 for b in "${agents[@]/#/$(dirname "$bin")/hale-}"; do
-    readelf -lW "$b" | grep -q 'Requesting program interpreter' || statics+=("$(basename "$b")")
+    dynamic "$b" || statics+=("$(basename "$b")")
 done
 libc_min=$(sed -n 's/.*libc6 (>= \([0-9.]*\)).*/\1/p' <<<"$depends")
 check "Depends ($depends) has libc6 (>= $newest_glibc), the newest GLIBC_ the programs use" \
