@@ -277,3 +277,109 @@ pub fn signed_master(dir: &Path) -> (Master, PathBuf) {
     }
     (m, allowed)
 }
+
+/// The TLS server in front of `git http-backend` (CGI): Python's http.server and ssl (real
+/// OpenSSL), basic authentication against the password in a file (never in argv).
+const HTTPS_SERVER: &str = r#"
+import base64, http.server, ssl, subprocess, sys
+port, cert, key, root, user, password_file = sys.argv[1:7]
+password = open(password_file).read().splitlines()[0]
+wanted = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+class Git(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def serve(self):
+        if self.headers.get("Authorization") != wanted:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        path, _, query = self.path.partition("?")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        env = {
+            "GIT_PROJECT_ROOT": root, "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path,
+            "QUERY_STRING": query, "REQUEST_METHOD": self.command, "REMOTE_USER": user,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(len(body)),
+            "REMOTE_ADDR": "127.0.0.1", "PATH": "/usr/bin:/bin", "HOME": root,
+            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+        }
+        out = subprocess.run(["/usr/lib/git-core/git-http-backend"], input=body, env=env,
+                             capture_output=True).stdout
+        sep = b"\r\n\r\n" if b"\r\n\r\n" in out else b"\n\n"
+        head, _, data = out.partition(sep)
+        status, headers = 200, []
+        for line in head.splitlines():
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "status":
+                status = int(value.split()[0])
+            elif name:
+                headers.append((name, value.strip()))
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = serve
+
+    def log_message(self, *args):
+        pass
+
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), Git)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print("listening", flush=True)
+server.serve_forever()
+"#;
+
+/// An https git server on 127.0.0.1 serving the repositories under `root` (smart HTTP through
+/// the real `git http-backend`), with a certificate of `cert`, accepting only `user` with the
+/// password in `password_file`. Killed when dropped.
+pub struct HttpsGitServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl HttpsGitServer {
+    pub fn start(root: &Path, cert: &crate::tls::Issued, user: &str, password_file: &Path) -> HttpsGitServer {
+        let backend = Path::new("/usr/lib/git-core/git-http-backend");
+        assert!(backend.exists(), "git http-backend (/usr/lib/git-core/git-http-backend, package git) is required");
+        let port = crate::free_port();
+        let mut child = Command::new(require("python3"))
+            .args(["-c", HTTPS_SERVER, &port.to_string()])
+            .args([&cert.cert, &cert.key, root])
+            .arg(user)
+            .arg(password_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the https git server");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        assert_eq!(line.trim(), "listening", "the https git server did not start");
+        HttpsGitServer { child, port }
+    }
+
+    /// The https:// URL of `path` relative to the root.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}/{path}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HttpsGitServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -12,6 +12,7 @@ pub mod git;
 pub mod netns;
 pub mod strace;
 pub mod tables;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::io::Read;

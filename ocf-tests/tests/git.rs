@@ -638,3 +638,103 @@ fn start_of_a_large_repository_ends_inside_its_timeout_with_a_true_reason() {
     let why = start_runs_out_of_time(&s, &c, &big);
     assert!(why.contains(&format!("checkout of {} did not finish within", &big[..12])), "{why}");
 }
+
+/// A private file holding `text` (what an administrator would write with mode 0600).
+fn secret_file(path: &Path, text: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_string_lossy().to_string()
+}
+
+#[test]
+fn an_https_master_with_a_token_deploys_and_each_trust_or_credential_problem_has_its_reason() {
+    use hale_ocf_tests::git::HttpsGitServer;
+    use hale_ocf_tests::tls::TestCa;
+    let s = Setup::new();
+    let d = s.dir.path();
+    let ca = TestCa::new(d, "git");
+    let token = "glpat-Secret-Token-1234";
+    let password_file = secret_file(&d.join("token"), &format!("{token}\n"));
+    let mut server = HttpsGitServer::start(d, &ca.issue("git-server"), "oauth2", Path::new(&password_file));
+    let url = server.url("master.git");
+    let ca_file = ca.cert.to_string_lossy().to_string();
+    let https = [
+        ("repository", url.as_str()),
+        ("https_ca_file", &ca_file),
+        ("https_user", "oauth2"),
+        ("https_password_file", &password_file),
+    ];
+    let c = s.script(&https);
+    let v = c.clone().depth(10).run("validate-all");
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let start = c.run("start");
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    assert_eq!(s.running_commit(), s.master.head());
+    assert_eq!(depth10(&c).code, 0);
+    // A new signed commit arrives over https at the next deep monitor (which says the
+    // running service is behind it).
+    let next = s.master.commit(&[("bin/svc", SERVICE, true), ("v2", "2\n", false)], Some(&s.ops), "v2");
+    let m = depth10(&c);
+    assert_eq!(m.code, 190, "{}", m.stderr);
+    assert!(reason(&m).contains(&format!("verified tip of master is {}", &next[..12])), "{}", reason(&m));
+    assert!(!format!("{}{}", m.stdout, m.stderr).contains(token));
+    assert_eq!(c.run("stop").code, 0);
+    assert_eq!(c.run("start").code, 0);
+    assert_eq!(s.running_commit(), next);
+
+    let problem = |extra: &[(&str, &str)]| {
+        let mut p: Vec<(&str, &str)> = https.to_vec();
+        for (k, v) in extra {
+            p.retain(|(pk, _)| pk != k);
+            p.push((k, v));
+        }
+        let m = depth10(&s.script(&p));
+        assert!(!format!("{}{}", m.stdout, m.stderr).contains(token), "the token is in the output");
+        (m.code, reason(&m))
+    };
+    // A wrong token: the server's 401, the user named, the token not.
+    let wrong = secret_file(&d.join("wrong-token"), "not-the-token\n");
+    let (code, why) = problem(&[("https_password_file", &wrong)]);
+    assert_eq!(code, 190, "{why}");
+    assert!(why.contains("master unreachable") && why.contains("HTTP 401") && why.contains("'oauth2'"), "{why}");
+    assert!(!why.contains("not-the-token"), "{why}");
+    // A CA that did not sign the server's certificate.
+    let other = TestCa::new(d, "other");
+    let (code, why) = problem(&[("https_ca_file", &other.cert.to_string_lossy())]);
+    assert_eq!(code, 190, "{why}");
+    assert!(why.contains("not signed by a CA in https_ca_file"), "{why}");
+    // No ca_file: the system CAs do not know the test CA either.
+    let system: Vec<(&str, &str)> = https.iter().copied().filter(|(k, _)| *k != "https_ca_file").collect();
+    let m = depth10(
+        &Invocation::new(&agent_path("gitscript"), &s.instance).params(
+            &s.params()
+                .into_iter()
+                .filter(|(k, _)| k != "repository")
+                .chain(system.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect::<Vec<_>>(),
+        ),
+    );
+    assert!(reason(&m).contains("not signed by a CA in the system CAs"), "{}", reason(&m));
+    // A password file every user can read is refused before anything is sent.
+    let open = d.join("open-token");
+    std::fs::write(&open, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let open = open.to_string_lossy().to_string();
+    let v =
+        s.script(&[https.as_slice(), &[("https_password_file", open.as_str())]].concat()).depth(10).run("validate-all");
+    assert_eq!(v.code, 2, "{}", v.stderr);
+    assert!(v.exit_reason().unwrap_or("").contains("open to every user"), "{}", v.stderr);
+    // Credentials in the URL are a configuration error, and are not repeated.
+    let in_url = url.replace("https://", &format!("https://oauth2:{token}@"));
+    let v = s.script(&[("repository", in_url.as_str())]).run("validate-all");
+    assert_eq!(v.code, 6, "{}", v.stderr);
+    assert!(v.exit_reason().unwrap_or("").contains("must not hold credentials"), "{}", v.stderr);
+    assert!(!format!("{}{}", v.stdout, v.stderr).contains(token));
+    // The server gone: degraded, the last verified commit keeps running.
+    server.stop();
+    let (code, why) = problem(&[]);
+    assert_eq!(code, 190, "{why}");
+    assert!(why.contains("master unreachable") && why.contains(&url), "{why}");
+    assert_eq!(s.processes().len(), 1);
+}

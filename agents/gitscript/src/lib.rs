@@ -44,6 +44,9 @@ const PARAMS: &[Param] = &[
     SOURCE[3],
     SOURCE[4],
     SOURCE[5],
+    SOURCE[6],
+    SOURCE[7],
+    SOURCE[8],
     Param::new(
         "entry",
         "Entry script",
@@ -460,7 +463,7 @@ impl GitScript {
             Err(e) => return degraded(e),
         };
         if !ctx.probe {
-            if let Err(e) = m.fetch(&c.source.url, fetch_budget(ctx)) {
+            if let Err(e) = m.fetch(&c.source, fetch_budget(ctx)) {
                 return degraded(format!("master unreachable: {e}"));
             }
         }

@@ -50,6 +50,9 @@ const PARAMS: &[Param] = &[
     SOURCE[3],
     SOURCE[4],
     SOURCE[5],
+    SOURCE[6],
+    SOURCE[7],
+    SOURCE[8],
     Param::new(
         "attribute",
         "Health attribute",

@@ -164,6 +164,7 @@ fn init(
             Verify::None => VerifyMode::None,
         },
         allowed_signers: signers,
+        auth: hale_gitrepo::Auth::default(),
     };
     source.check().map_err(|e| format!("{e} (pass --allowed-signers FILE, or --verify none)"))?;
     if let Some(p) = &source.allowed_signers {
@@ -231,7 +232,7 @@ fn status(layout: &Layout, json: bool, offline: bool) -> Result<i32, String> {
         let m = Mirror::open(layout, &name)?;
         let mut fetch_error = None;
         if let (Some(m), false) = (&m, offline) {
-            fetch_error = m.fetch(&source.url, Duration::from_secs(10)).err().map(|e| e.0);
+            fetch_error = m.fetch(&source, Duration::from_secs(10)).err().map(|e| e.0);
         }
         let deployed = m.as_ref().and_then(|m| m.current());
         let verified = m.as_ref().and_then(|m| m.verified(&source.reference)).map(|c| c.to_string());

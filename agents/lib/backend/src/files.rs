@@ -182,6 +182,51 @@ pub fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A password or token from `path`: its first line, without the line end. Refused, with a
+/// reason naming the file and never its content, when `path` is a symlink, not a regular file,
+/// larger than 64 KiB, empty, or (Unix) readable or writable by other users than its owner
+/// and group: whoever could read it could use the credential, whoever could write it could
+/// point an agent that runs as root at another server's account.
+pub fn read_secret(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let name = path.display();
+    let cannot = |e: io::Error| format!("cannot read the secret file {name}: {e}");
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc_nofollow() | libc::O_NONBLOCK);
+    }
+    let f = o.open(path).map_err(cannot)?;
+    let meta = f.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!("the secret file {name} is not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o007 != 0 {
+            return Err(format!(
+                "the secret file {name} is open to every user (mode {:o}): chmod o-rwx it",
+                mode & 0o777
+            ));
+        }
+    }
+    let mut bytes = Vec::new();
+    f.take((64 << 10) + 1).read_to_end(&mut bytes).map_err(cannot)?;
+    if bytes.len() > 64 << 10 {
+        return Err(format!("the secret file {name} is larger than 64 KiB"));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| format!("the secret file {name} is not UTF-8 text"))?;
+    let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if first.is_empty() {
+        return Err(format!("the secret file {name} is empty"));
+    }
+    Ok(first.to_string())
+}
+
 /// The last `limit` bytes of `path`, refusing a symlink at the path (a log file's tail, read
 /// without reading a huge file whole).
 pub fn read_tail_nofollow(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
@@ -346,6 +391,33 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> io::Result<()> {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn secrets_come_only_from_private_regular_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("hale-secret-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("pw");
+        std::fs::write(&f, "s3cret\r\nsecond line\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(read_secret(&f).unwrap(), "s3cret");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_secret(&f).unwrap_err();
+        assert!(e.contains("open to every user") && !e.contains("s3cret"), "{e}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = d.join("link");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        assert!(read_secret(&link).unwrap_err().contains("cannot read"));
+        let empty = d.join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(read_secret(&empty).unwrap_err().contains("is empty"));
+        assert!(read_secret(&d).unwrap_err().contains("not a regular file"));
+        assert!(read_secret(&d.join("missing")).unwrap_err().contains("cannot read"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     fn scratch(name: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("hale-files-{name}-{}", std::process::id()));

@@ -1,7 +1,7 @@
 //! Git mirrors for Hale: the code that decides *which commit may run* on a node.
 //!
-//! A repository is known on a node by a short name. Its master (a path, `file://` or
-//! `git://` URL) is fetched into a bare mirror; the tip of the configured ref is accepted only
+//! A repository is known on a node by a short name. Its master (a path, a `file://`, `git://`
+//! or `https://` URL; https through `https.rs`) is fetched into a bare mirror; the tip of the configured ref is accepted only
 //! if it fast-forwards from the last accepted commit (a history rewrite on the master is
 //! refused) and, with `verify=signed`, if its SSH signature comes from a key in git's
 //! `allowed_signers` file. An accepted commit is checked out into a read-only tree of its own
@@ -44,6 +44,7 @@
 //!   given, each with a reason naming the step; an abandoned checkout leaves no tree.
 
 mod deploy;
+mod https;
 mod master;
 mod mirror;
 pub mod params;
@@ -134,17 +135,83 @@ impl VerifyMode {
     }
 }
 
+/// How to reach an `https://` master: whom to trust, and who we are. Paths only: the password
+/// is read from its file at each fetch and kept nowhere else (see `https.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Auth {
+    /// The CAs that sign the server's certificate (PEM); default: the system's CAs.
+    pub ca_file: Option<PathBuf>,
+    /// The HTTP user name (GitLab: `oauth2`, GitHub: `x-access-token` with a token).
+    pub user: Option<String>,
+    /// The file holding the password or access token.
+    pub password_file: Option<PathBuf>,
+}
+
+impl Auth {
+    fn check(&self, url: &str) -> Result<(), String> {
+        let https = url.starts_with("https://");
+        let set: Vec<&str> = [
+            ("https_ca_file", self.ca_file.is_some()),
+            ("https_user", self.user.is_some()),
+            ("https_password_file", self.password_file.is_some()),
+        ]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| *k)
+        .collect();
+        if !https && !set.is_empty() {
+            return Err(format!("{} apply only to https:// repositories", set.join(", ")));
+        }
+        if self.user.is_some() != self.password_file.is_some() {
+            return Err(
+                "https_user and https_password_file go together (the password or token is read from the file)".into()
+            );
+        }
+        if let Some(u) = &self.user {
+            if u.is_empty() || u.contains(':') || u.chars().any(char::is_control) {
+                return Err(format!("https_user '{u}' must be a non-empty name without ':'"));
+            }
+        }
+        for (k, p) in [("https_ca_file", &self.ca_file), ("https_password_file", &self.password_file)] {
+            if let Some(p) = p {
+                if !p.is_absolute() {
+                    return Err(format!("{k} '{}' must be an absolute path", p.display()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Is `url` a well-formed `https://host[:port]/path` with no credentials in it?
+fn check_https(url: &str) -> Result<(), String> {
+    let rest = &url["https://".len()..];
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if authority.contains('@') {
+        return Err("repository URL must not hold credentials: give https_user and https_password_file".into());
+    }
+    if authority.is_empty() || path.is_empty() || authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("repository '{url}' is not an https://host[:port]/path URL"));
+    }
+    if url.contains(['?', '#']) {
+        return Err(format!("repository '{url}' must not have a query or fragment"));
+    }
+    Ok(())
+}
+
 /// What to mirror, and the rules a commit must pass to be deployed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
     /// The mirror's name on this node (file names: letters, digits, `-`, `_`, `.`).
     pub name: String,
-    /// The master: a path, `file://` or `git://` URL.
+    /// The master: a path, a `file://`, `git://` or `https://` URL.
     pub url: String,
     /// Branch or tag.
     pub reference: String,
     pub verify: VerifyMode,
     pub allowed_signers: Option<PathBuf>,
+    /// For `https://` masters.
+    pub auth: Auth,
 }
 
 impl Source {
@@ -160,15 +227,30 @@ impl Source {
             return Err("the repository URL is empty".into());
         }
         if let Some((scheme, _)) = self.url.split_once("://") {
-            if !matches!(scheme, "file" | "git") {
-                return Err(format!(
-                    "repository '{}': only paths, file:// and git:// URLs are supported (no TLS or SSH transport)",
-                    self.url
-                ));
+            match scheme {
+                "file" | "git" => {}
+                "https" => check_https(&self.url)?,
+                "http" => {
+                    return Err(format!(
+                        "repository '{}': plain http:// is refused (anyone on the path could change \
+                         what runs as root); use https://",
+                        self.url
+                    ))
+                }
+                _ => {
+                    return Err(format!(
+                        "repository '{}': only paths, file://, git:// and https:// URLs are supported",
+                        self.url
+                    ))
+                }
             }
         } else if !Path::new(&self.url).is_absolute() {
-            return Err(format!("repository '{}' must be an absolute path or a file:// or git:// URL", self.url));
+            return Err(format!(
+                "repository '{}' must be an absolute path or a file://, git:// or https:// URL",
+                self.url
+            ));
         }
+        self.auth.check(&self.url)?;
         if self.reference.is_empty()
             || self.reference.starts_with('-')
             || self.reference.contains("..")
@@ -212,6 +294,15 @@ impl Source {
         if let Some(p) = &self.allowed_signers {
             s.push_str(&format!("allowed_signers = {}\n", p.display()));
         }
+        if let Some(p) = &self.auth.ca_file {
+            s.push_str(&format!("https_ca_file = {}\n", p.display()));
+        }
+        if let Some(u) = &self.auth.user {
+            s.push_str(&format!("https_user = {u}\n"));
+        }
+        if let Some(p) = &self.auth.password_file {
+            s.push_str(&format!("https_password_file = {}\n", p.display()));
+        }
         s
     }
 
@@ -223,6 +314,7 @@ impl Source {
             reference: "master".into(),
             verify: VerifyMode::Signed,
             allowed_signers: None,
+            auth: Auth::default(),
         };
         for (no, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -239,6 +331,9 @@ impl Source {
                         .ok_or_else(|| format!("line {}: verify must be none or signed", no + 1))?
                 }
                 "allowed_signers" => src.allowed_signers = Some(v.into()),
+                "https_ca_file" => src.auth.ca_file = Some(v.into()),
+                "https_user" => src.auth.user = Some(v),
+                "https_password_file" => src.auth.password_file = Some(v.into()),
                 other => return Err(format!("line {}: unknown key '{other}'", no + 1)),
             }
         }
@@ -271,6 +366,7 @@ mod tests {
             reference: "master".into(),
             verify: VerifyMode::Signed,
             allowed_signers: Some(abs("/etc/hale/allowed_signers").into()),
+            auth: Auth::default(),
         }
     }
 
@@ -278,13 +374,39 @@ mod tests {
     fn config_round_trip() {
         let s = src();
         assert_eq!(Source::from_config("ops", &s.to_config()).unwrap(), s);
+        let auth = Auth {
+            ca_file: Some(abs("/etc/hale/ca.pem").into()),
+            user: Some("oauth2".into()),
+            password_file: Some(abs("/etc/hale/token").into()),
+        };
+        let h = Source { url: "https://git.example.com/ops.git".into(), auth, ..src() };
+        assert_eq!(Source::from_config("ops", &h.to_config()).unwrap(), h);
         assert!(Source::from_config("ops", "master = /x\nfoo = 1\n").unwrap_err().contains("unknown key"));
     }
 
     #[test]
     fn checks() {
         assert!(src().check().is_ok());
-        assert!(Source { url: "https://h/x".into(), ..src() }.check().unwrap_err().contains("no TLS"));
+        assert!(Source { url: "https://h/x".into(), ..src() }.check().is_ok());
+        assert!(Source { url: "http://h/x".into(), ..src() }.check().unwrap_err().contains("use https://"));
+        assert!(Source { url: "ssh://h/x".into(), ..src() }.check().unwrap_err().contains("only paths"));
+        let e = Source { url: "https://me:pw@h/x".into(), ..src() }.check().unwrap_err();
+        assert!(e.contains("must not hold credentials") && !e.contains("pw"), "{e}");
+        assert!(Source { url: "https://h".into(), ..src() }.check().is_err());
+        let auth = |user: Option<&str>, pw: Option<&str>| Auth {
+            ca_file: None,
+            user: user.map(str::to_string),
+            password_file: pw.map(|p| PathBuf::from(abs(p))),
+        };
+        let https = |a: Auth| Source { url: "https://h/x.git".into(), auth: a, ..src() };
+        assert!(https(auth(Some("oauth2"), Some("/etc/hale/token"))).check().is_ok());
+        assert!(https(auth(Some("oauth2"), None)).check().unwrap_err().contains("go together"));
+        assert!(https(auth(None, Some("/etc/hale/token"))).check().unwrap_err().contains("go together"));
+        assert!(https(auth(Some("a:b"), Some("/etc/hale/token"))).check().unwrap_err().contains("without ':'"));
+        let rel = Auth { password_file: Some("token".into()), ..auth(Some("u"), None) };
+        assert!(https(rel).check().unwrap_err().contains("absolute"));
+        let git = Source { url: "git://h/x".into(), auth: auth(Some("u"), Some("/t")), ..src() };
+        assert!(git.check().unwrap_err().contains("only to https://"));
         assert!(Source { url: "rel/x".into(), ..src() }.check().unwrap_err().contains("absolute"));
         assert!(Source { reference: "a..b".into(), ..src() }.check().is_err());
         assert!(Source { allowed_signers: None, ..src() }.check().unwrap_err().contains("needs allowed_signers"));

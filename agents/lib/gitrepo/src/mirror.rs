@@ -1,7 +1,7 @@
 //! The bare mirror of one repository: fetch, the fast-forward and signature checks, and the
 //! record of what was accepted.
 
-use crate::{deploy, AllowedSigners, Layout, Source, VerifyMode};
+use crate::{deploy, AllowedSigners, Auth, Layout, Source, VerifyMode};
 use git2::{AutotagOption, FetchOptions, Oid, RemoteCallbacks, Repository};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -134,18 +134,28 @@ impl Mirror {
 
     fn record(&self, s: &Source) -> Result<(), String> {
         let mut cfg = self.repo.config().map_err(|e| gerr("mirror config", e))?;
-        let mut set = |k: &str, v: &str| -> Result<(), String> {
-            if cfg.get_string(k).ok().as_deref() != Some(v) {
-                cfg.set_str(k, v).map_err(|e| gerr("mirror config", e))?;
+        // Set `k` to `v` (unchanged values are not rewritten); None removes an option no
+        // longer given.
+        let mut set = |k: &str, v: Option<&str>| -> Result<(), String> {
+            let now = cfg.get_string(k).ok();
+            match v {
+                Some(v) if now.as_deref() != Some(v) => cfg.set_str(k, v).map_err(|e| gerr("mirror config", e)),
+                None if now.is_some() => cfg.remove(k).map_err(|e| gerr("mirror config", e)),
+                _ => Ok(()),
             }
-            Ok(())
         };
-        set("hale.master", &s.url)?;
-        set("hale.ref", &s.reference)?;
-        set("hale.verify", s.verify.as_str())?;
-        if let Some(p) = &s.allowed_signers {
-            set("hale.allowedSigners", &p.to_string_lossy())?;
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().to_string());
+        set("hale.master", Some(&s.url))?;
+        set("hale.ref", Some(&s.reference))?;
+        set("hale.verify", Some(s.verify.as_str()))?;
+        if let Some(p) = path(&s.allowed_signers) {
+            set("hale.allowedSigners", Some(&p))?;
         }
+        // Where the credentials are (never what they are), so that `hale repo` can fetch a
+        // mirror an agent created.
+        set("hale.caFile", path(&s.auth.ca_file).as_deref())?;
+        set("hale.user", s.auth.user.as_deref())?;
+        set("hale.passwordFile", path(&s.auth.password_file).as_deref())?;
         Ok(())
     }
 
@@ -159,6 +169,11 @@ impl Mirror {
             reference: get("hale.ref")?,
             verify: VerifyMode::parse(&get("hale.verify")?)?,
             allowed_signers: get("hale.allowedSigners").map(PathBuf::from),
+            auth: Auth {
+                ca_file: get("hale.caFile").map(PathBuf::from),
+                user: get("hale.user"),
+                password_file: get("hale.passwordFile").map(PathBuf::from),
+            },
         })
     }
 
@@ -166,11 +181,13 @@ impl Mirror {
         self.repo.path()
     }
 
-    /// Fetch every branch and tag of `url` into `refs/hale/incoming/`, giving up after about
-    /// `timeout`: libgit2's connect and read timeouts bound each wait on the server, and the
-    /// transfer is abandoned if it runs past the deadline. No thread and no process is created,
-    /// so an agent's monitor that fetches still forks nothing.
-    pub fn fetch(&self, url: &str, timeout: Duration) -> Result<(), FetchError> {
+    /// Fetch every branch and tag of `source`'s master into `refs/hale/incoming/`, giving up
+    /// after about `timeout`: libgit2's connect and read timeouts (the https transport's
+    /// request timeouts) bound each wait on the server, and the transfer is abandoned if it
+    /// runs past the deadline. No thread and no process is created, so an agent's monitor that
+    /// fetches still forks nothing.
+    pub fn fetch(&self, source: &Source, timeout: Duration) -> Result<(), FetchError> {
+        let url = source.url.as_str();
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX).max(1);
         // SAFETY: these set libgit2 globals; agents and `hale repo` are single-threaded here.
         unsafe {
@@ -178,6 +195,13 @@ impl Mirror {
             let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
         }
         let deadline = Instant::now() + timeout;
+        let _https = match url.starts_with("https://") {
+            true => Some(
+                crate::https::prepare(url, &source.auth, deadline)
+                    .map_err(|e| FetchError(format!("cannot fetch {url}: {e}")))?,
+            ),
+            false => None,
+        };
         let mut callbacks = RemoteCallbacks::new();
         // Both callbacks abort the fetch once the deadline passes: transfer progress comes
         // with every chunk received (and every object indexed), sideband progress while a
@@ -365,7 +389,7 @@ pub fn sync(
 ) -> Result<SyncReport, String> {
     let signers = source.signers()?;
     let m = Mirror::create(layout, source)?;
-    let fetch_error = m.fetch(&source.url, fetch_timeout).err().map(|e| e.0);
+    let fetch_error = m.fetch(source, fetch_timeout).err().map(|e| e.0);
     if let Some(e) = &fetch_error {
         log::warn!("{}: {e}", source.name);
     }

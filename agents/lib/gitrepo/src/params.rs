@@ -2,21 +2,23 @@
 //! `ocf:hale:gitscript` and `ocf:hale:gitsync` (so they mean exactly the same thing in both),
 //! and the time budgets an action gives a sync.
 
-use crate::{Layout, Source, VerifyMode, STATE_DIR};
+use crate::{Auth, Layout, Source, VerifyMode, STATE_DIR};
 use hale_ocf::{Context, Failure, Kind, OcfResult, Param, Values};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How many parameters [`SOURCE_PARAMS`] has.
-pub const SOURCE_COUNT: usize = 6;
+pub const SOURCE_COUNT: usize = 9;
 
-/// repository, ref, name, verify, allowed_signers, state_dir.
+/// repository, ref, name, verify, allowed_signers, https_ca_file, https_user, https_password_file, state_dir.
 pub const SOURCE_PARAMS: [Param; SOURCE_COUNT] = [
     Param::new(
         "repository",
         "Master repository",
-        "The master git repository: an absolute path, a file:// or a git:// URL. Fetched with \
-         libgit2 (no git process, no TLS/SSH transports).",
+        "The master git repository: an absolute path, a file://, git:// or https:// URL (a \
+         clone URL of GitLab, Gitea, GitHub or git http-backend). Fetched in-process (libgit2, \
+         https through rustls): no git process. Never put credentials in the URL: use https_user and \
+         https_password_file.",
     )
     .required(),
     Param::new("ref", "Branch or tag", "The branch or tag to deploy.").default("master"),
@@ -45,6 +47,26 @@ pub const SOURCE_PARAMS: [Param; SOURCE_COUNT] = [
          Required with verify=signed. Absolute path; whoever may write it decides what runs as \
          root.",
     ),
+    Param::new(
+        "https_ca_file",
+        "Trusted CAs (https)",
+        "PEM file of the CAs that sign the https:// master's certificate. Default: the system's \
+         CAs (/etc/ssl/certs/ca-certificates.crt). The certificate is always verified.",
+    ),
+    Param::new(
+        "https_user",
+        "HTTP user (https)",
+        "User name for HTTP basic authentication to the https:// master, with https_password_file. \
+         A token works as the password: GitLab https_user=oauth2, GitHub https_user=x-access-token, Gitea \
+         the account name.",
+    ),
+    Param::new(
+        "https_password_file",
+        "Password file (https)",
+        "Absolute path of a file holding the password or access token (first line), readable \
+         by root and not by other users (mode 0600 or 0640). Read at each fetch; its content \
+         never appears in the CIB, argv, logs or messages.",
+    ),
     Param::new("state_dir", "State directory", "Where mirrors and deployed trees live on this node.")
         .default(STATE_DIR),
 ];
@@ -58,6 +80,11 @@ pub fn source_from(v: &Values) -> OcfResult<(Source, Layout)> {
         reference: v.text("ref").to_string(),
         verify: VerifyMode::parse(v.text("verify")).unwrap_or(VerifyMode::Signed),
         allowed_signers: v.str("allowed_signers").map(PathBuf::from),
+        auth: Auth {
+            ca_file: v.str("https_ca_file").map(PathBuf::from),
+            user: v.str("https_user").map(str::to_string),
+            password_file: v.str("https_password_file").map(PathBuf::from),
+        },
     };
     source.check().map_err(|e| Failure::configured(format!("parameter {e}").replace("parameter repository ", "")))?;
     let state = v.text("state_dir");
@@ -67,9 +94,17 @@ pub fn source_from(v: &Values) -> OcfResult<(Source, Layout)> {
     Ok((source, Layout::with_state_dir(Path::new(state))))
 }
 
-/// The node-local checks of the shared parameters: the trusted keys must be readable here.
+/// The node-local checks of the shared parameters: the trusted keys, the CA file and the
+/// password file must be readable here (the files may be missing on one node only: 5).
 pub fn validate_source(source: &Source) -> OcfResult<()> {
-    source.signers().map(|_| ()).map_err(|e| Failure::args(format!("allowed_signers: {e}")))
+    source.signers().map_err(|e| Failure::args(format!("allowed_signers: {e}")))?;
+    if let Some(p) = &source.auth.ca_file {
+        crate::https::load_roots(p).map_err(|e| Failure::args(format!("https_ca_file: {e}")))?;
+    }
+    if let Some(p) = &source.auth.password_file {
+        hale_backend::files::read_secret(p).map_err(|e| Failure::args(format!("https_password_file: {e}")))?;
+    }
+    Ok(())
 }
 
 /// How long a fetch may take inside this action: a third of what is left, at most 30 s.

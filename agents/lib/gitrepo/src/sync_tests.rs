@@ -69,6 +69,7 @@ fn source(master: &Path, verify: VerifyMode, allowed_signers: Option<PathBuf>) -
         reference: "master".into(),
         verify,
         allowed_signers,
+        auth: crate::Auth::default(),
     }
 }
 
