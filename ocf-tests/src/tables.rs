@@ -394,8 +394,8 @@ pub const GITSCRIPT: Table = Table {
             ..bad("signed without keys", "validate-all", 6, "verify=signed needs allowed_signers")
         },
         BadCase {
-            set: &[("repository", "https://git.example.com/ops.git")],
-            ..bad("TLS transport", "validate-all", 6, "only paths, file:// and git://")
+            set: &[("repository", "http://git.example.com/ops.git")],
+            ..bad("plain http", "validate-all", 6, "plain http:// is refused")
         },
         BadCase {
             set: &[("entry", "../../etc/passwd")],

@@ -47,6 +47,7 @@ const PARAMS: &[Param] = &[
     SOURCE[6],
     SOURCE[7],
     SOURCE[8],
+    SOURCE[9],
     Param::new(
         "entry",
         "Entry script",
@@ -509,7 +510,8 @@ mod tests {
         assert_eq!(run("validate-all", &ok).status, OcfStatus::Success);
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("entry", "../etc/passwd")], "relative path inside"),
-            (&[("repository", "https://example.com/x.git")], "no TLS"),
+            (&[("repository", "http://example.com/x.git")], "plain http:// is refused"),
+            (&[("repository", "https://u:pw@example.com/x.git")], "must not hold credentials"),
             (&[("verify", "signed")], "needs allowed_signers"),
             (&[("interpreter", "sh 'x")], "unbalanced"),
             (&[("max_failures", "0")], "at least 1"),
