@@ -4,12 +4,12 @@
 # xmllint for the meta-data schemas, python3 for test web servers, etcd-server for the lock
 # store tests (each test starts its own etcd on loopback; curl writes crafted records through its
 # gateway), git (with `git daemon`) and
-# openssh-client's ssh-keygen for the signed repositories of the gitscript tests, libc6-dev for
+# openssh-client's ssh-keygen and gpg (with gpg-agent) for the signed repositories of the gitscript tests, libc6-dev for
 # the static glibc that the vip program is linked with. Idempotent: apt runs only
 # when something is missing.
 set -euo pipefail
 
-packages=(pacemaker pacemaker-cli-utils corosync resource-agents pcs strace libxml2-utils python3 procps login iproute2 iputils-ping time etcd-server curl git openssh-client libc6-dev)
+packages=(pacemaker pacemaker-cli-utils corosync resource-agents pcs strace libxml2-utils python3 procps login iproute2 iputils-ping time etcd-server curl git openssh-client libc6-dev gpg gpg-agent)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

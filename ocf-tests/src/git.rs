@@ -88,8 +88,20 @@ impl Master {
         self.head()
     }
 
-    /// Commit in the working clone without pushing.
-    fn commit_only(&self, files: &[(&str, &str, bool)], key: Option<&Key>, message: &str) {
+    /// Write `files`, commit with an OpenPGP signature by `key` of `gpg` (git's default
+    /// gpg.format, the real gpg), push. Returns the new commit id.
+    pub fn commit_gpg(&self, files: &[(&str, &str, bool)], gpg: &Gpg, key: &str, message: &str) -> String {
+        self.write_files(files);
+        run(git(&self.work).args(["add", "-A"]));
+        let mut c = git(&self.work);
+        c.env("GNUPGHOME", &gpg.home).arg("-c").arg(format!("gpg.program={}", gpg.program.display()));
+        c.args(["-c", &format!("user.signingkey={key}"), "commit", "-q", "--allow-empty", "-S", "-m", message]);
+        run(&mut c);
+        run(git(&self.work).args(["push", "-q", "origin", "HEAD:master"]));
+        self.head()
+    }
+
+    fn write_files(&self, files: &[(&str, &str, bool)]) {
         use std::os::unix::fs::PermissionsExt;
         for (path, content, exec) in files {
             let p = self.work.join(path);
@@ -97,6 +109,11 @@ impl Master {
             std::fs::write(&p, content).unwrap();
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(if *exec { 0o755 } else { 0o644 })).unwrap();
         }
+    }
+
+    /// Commit in the working clone without pushing.
+    fn commit_only(&self, files: &[(&str, &str, bool)], key: Option<&Key>, message: &str) {
+        self.write_files(files);
         run(git(&self.work).args(["add", "-A"]));
         let mut c = git(&self.work);
         if let Some(k) = key {
@@ -381,5 +398,68 @@ impl HttpsGitServer {
 impl Drop for HttpsGitServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A gpg home of its own with the real `gpg`: keys made, exported and revoked as an
+/// administrator would. `at` fakes gpg's clock (`--faked-system-time`, through a wrapper that
+/// git runs as its gpg.program), so a key that expired years ago can still sign.
+pub struct Gpg {
+    pub home: PathBuf,
+    pub program: PathBuf,
+}
+
+impl Gpg {
+    pub fn new(dir: &Path, name: &str, at: Option<&str>) -> Gpg {
+        use std::os::unix::fs::PermissionsExt;
+        let home = dir.join(format!("gnupg-{name}"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let program = dir.join(format!("gpg-{name}"));
+        let faked = at.map(|t| format!(" --faked-system-time {t}")).unwrap_or_default();
+        let gpg = require("gpg");
+        std::fs::write(&program, format!("#!/bin/sh\nexec {}{faked} \"$@\"\n", gpg.display())).unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Gpg { home, program }
+    }
+
+    fn gpg(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.env("GNUPGHOME", &self.home).args(["--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""]);
+        c
+    }
+
+    /// A new key for `uid` (`algo` and `usage` as gpg --quick-gen-key takes them, `expire`
+    /// such as `1y` or `1d`); returns its fingerprint.
+    pub fn key(&self, uid: &str, algo: &str, usage: &str, expire: &str) -> String {
+        run(self.gpg().args(["--quick-gen-key", uid, algo, usage, expire]));
+        self.fingerprint(uid)
+    }
+
+    /// Add a subkey to `fpr` (`usage`: sign, encr).
+    pub fn subkey(&self, fpr: &str, algo: &str, usage: &str, expire: &str) {
+        run(self.gpg().args(["--quick-add-key", fpr, algo, usage, expire]));
+    }
+
+    pub fn fingerprint(&self, uid: &str) -> String {
+        let out = run(self.gpg().args(["--with-colons", "--list-keys", uid]));
+        out.lines().find_map(|l| l.strip_prefix("fpr:")).map(|l| l.trim_matches(':').to_string()).expect("fingerprint")
+    }
+
+    /// Export the public keys of `fprs` (armored) to `path`.
+    pub fn export(&self, fprs: &[&str], path: &Path) {
+        let out = self.gpg().arg("--armor").arg("--export").args(fprs).output().expect("gpg --export");
+        assert!(out.status.success() && !out.stdout.is_empty(), "gpg --export failed");
+        std::fs::write(path, out.stdout).unwrap();
+    }
+
+    /// Revoke `fpr` with the revocation certificate gpg made with it, as its owner would.
+    pub fn revoke(&self, fpr: &str) {
+        let cert = self.home.join("openpgp-revocs.d").join(format!("{fpr}.rev"));
+        let text = std::fs::read_to_string(&cert).expect("revocation certificate");
+        let armed = text.replace(":-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----BEGIN PGP PUBLIC KEY BLOCK-----");
+        let file = self.home.join("revoke.asc");
+        std::fs::write(&file, armed).unwrap();
+        run(self.gpg().arg("--import").arg(&file));
     }
 }

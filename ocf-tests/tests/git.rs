@@ -738,3 +738,81 @@ fn an_https_master_with_a_token_deploys_and_each_trust_or_credential_problem_has
     assert!(why.contains("master unreachable") && why.contains(&url), "{why}");
     assert_eq!(s.processes().len(), 1);
 }
+
+#[test]
+fn openpgp_signed_commits_run_and_unknown_revoked_or_expired_keys_are_refused() {
+    use hale_ocf_tests::git::Gpg;
+    let s = Setup::new();
+    let d = s.dir.path();
+    // The team's key: a certify-only primary with a signing subkey (what careful teams make),
+    // and a plain signing key (gpg's quick default); another person's key, not trusted.
+    let team = Gpg::new(d, "team", None);
+    let ops = team.key("Ops <ops@example.com>", "ed25519", "cert", "1y");
+    team.subkey(&ops, "ed25519", "sign", "1y");
+    let dev = team.key("Dev <dev@example.com>", "ed25519", "sign", "1y");
+    let stranger = Gpg::new(d, "stranger", None);
+    let eve = stranger.key("Eve <eve@example.com>", "ed25519", "sign", "1y");
+    // A key made and used in 2020 that expired the next day.
+    let old = Gpg::new(d, "old", Some("20200101T000000"));
+    let past = old.key("Old <old@example.com>", "ed25519", "sign", "1d");
+    let keyring = d.join("git-keys.asc");
+    let with = |keys: &[(&Gpg, &str)]| {
+        let parts: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (g, k))| {
+                let f = d.join(format!("part-{i}.asc"));
+                g.export(&[k], &f);
+                std::fs::read_to_string(&f).unwrap()
+            })
+            .collect();
+        std::fs::write(&keyring, parts.concat()).unwrap();
+    };
+    with(&[(&team, &ops), (&team, &dev), (&old, &past)]);
+    let kr = keyring.to_string_lossy().to_string();
+    let c = s.script(&[("keyring", kr.as_str())]).unset("OCF_RESKEY_allowed_signers");
+
+    let by_subkey = s.master.commit_gpg(&[("bin/svc", SERVICE, true)], &team, &ops, "ops, by its signing subkey");
+    let start = c.run("start");
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    assert_eq!(s.running_commit(), by_subkey);
+    assert!(s.log().contains(&by_subkey) || start.stderr.contains("Ops <ops@example.com>"), "{}", start.stderr);
+    assert_eq!(depth10(&c).code, 0);
+
+    let by_dev = s.master.commit_gpg(&[("v2", "2\n", false)], &team, &dev, "dev");
+    assert_eq!(c.run("stop").code, 0);
+    let start = c.run("start");
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    assert_eq!(s.running_commit(), by_dev, "a primary key that signs is accepted too: {}", start.stderr);
+
+    // Unknown, expired: refused, the accepted commit keeps running.
+    for (gpg, key, files, why) in [
+        (&stranger, &eve, ("v3", "eve\n"), "which is not in the keyring"),
+        (&old, &past, ("v3", "old\n"), "expired on 2020-01-02"),
+    ] {
+        s.master.commit_gpg(&[(files.0, files.1, false)], gpg, key, "refused");
+        let m = depth10(&c);
+        assert_eq!(m.code, 190, "{}", m.stderr);
+        assert!(reason(&m).contains(why), "{why}: {}", reason(&m));
+        assert_eq!(s.running_commit(), by_dev);
+        // Back to a commit the team signs, so the next case starts from a good tip.
+        s.master.commit_gpg(&[(files.0, "fixed\n", false)], &team, &dev, "fixed");
+        assert_eq!(depth10(&c).code, 190, "behind the new verified tip");
+    }
+    let tip = s.master.head();
+    assert_eq!(c.run("stop").code, 0);
+    assert_eq!(c.run("start").code, 0);
+    assert_eq!(s.running_commit(), tip);
+
+    // dev's key revoked by its owner and the keyring re-exported: what it signed no longer runs.
+    team.revoke(&dev);
+    with(&[(&team, &ops), (&team, &dev)]);
+    let m = depth10(&c);
+    assert_eq!(m.code, 190, "{}", m.stderr);
+    assert!(reason(&m).contains("Dev <dev@example.com>") && reason(&m).contains("is revoked"), "{}", reason(&m));
+    assert_eq!(c.run("stop").code, 0);
+    let start = c.run("start");
+    assert_ne!(start.code, 0, "a commit signed by a revoked key must not start");
+    assert!(reason(&start).contains("is revoked"), "{}", reason(&start));
+    assert!(s.processes().is_empty());
+}

@@ -53,6 +53,7 @@ const PARAMS: &[Param] = &[
     SOURCE[6],
     SOURCE[7],
     SOURCE[8],
+    SOURCE[9],
     Param::new(
         "attribute",
         "Health attribute",

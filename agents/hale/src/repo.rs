@@ -32,9 +32,13 @@ pub enum RepoCommand {
         /// Whether deployed commits must be signed.
         #[arg(long, value_enum, default_value = "signed")]
         verify: Verify,
-        /// The trusted keys (git's allowed_signers format); required with --verify signed.
+        /// The trusted SSH keys (git's allowed_signers format); --verify signed needs this or
+        /// --keyring.
         #[arg(long, value_name = "FILE")]
         allowed_signers: Option<PathBuf>,
+        /// The trusted OpenPGP public keys (as `gpg --export --armor KEYID...` writes them).
+        #[arg(long, value_name = "FILE")]
+        keyring: Option<PathBuf>,
     },
     /// Fetch, verify (fast-forward only) and deploy every repository of this node, or NAME.
     Sync {
@@ -152,9 +156,11 @@ fn init(
     reference: &str,
     verify: Verify,
     signers: Option<PathBuf>,
+    keyring: Option<PathBuf>,
 ) -> Result<i32, String> {
     let path = master.strip_prefix("file://").unwrap_or(master);
     let signers = signers.map(|p| std::path::absolute(&p).unwrap_or(p));
+    let keyring = keyring.map(|p| std::path::absolute(&p).unwrap_or(p));
     let source = Source {
         name: name.to_string(),
         url: std::path::absolute(path).map(|p| p.to_string_lossy().to_string()).unwrap_or(path.to_string()),
@@ -164,12 +170,11 @@ fn init(
             Verify::None => VerifyMode::None,
         },
         allowed_signers: signers,
+        keyring,
         auth: hale_gitrepo::Auth::default(),
     };
-    source.check().map_err(|e| format!("{e} (pass --allowed-signers FILE, or --verify none)"))?;
-    if let Some(p) = &source.allowed_signers {
-        hale_gitrepo::AllowedSigners::load(p)?;
-    }
+    source.check().map_err(|e| format!("{e} (pass --allowed-signers FILE, --keyring FILE, or --verify none)"))?;
+    source.signers()?;
     let readme = template_readme(name, reference);
     let files: &[(&str, &[u8], bool)] =
         &[("README.md", readme.as_bytes(), false), ("bin/run.sh", TEMPLATE_SCRIPT.as_bytes(), true)];
@@ -302,8 +307,8 @@ pub fn run(cmd: RepoCommand) -> Result<i32, String> {
     // Events (accepted, refused, deployed) go to syslog as the agents' do, and to stderr here.
     hale_ocf::logging::Logger::install(&env, "hale-repo", hale_backend::syslog());
     match cmd {
-        RepoCommand::Init { name, master, reference, verify, allowed_signers } => {
-            init(&layout, &name, &master, &reference, verify, allowed_signers)
+        RepoCommand::Init { name, master, reference, verify, allowed_signers, keyring } => {
+            init(&layout, &name, &master, &reference, verify, allowed_signers, keyring)
         }
         RepoCommand::Sync { name, allow_rewrite, timeout } => sync(&layout, name.as_deref(), allow_rewrite, timeout),
         RepoCommand::Status { json, offline } => status(&layout, json, offline),

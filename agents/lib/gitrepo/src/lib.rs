@@ -47,6 +47,7 @@ mod deploy;
 mod https;
 mod master;
 mod mirror;
+mod openpgp;
 pub mod params;
 mod signers;
 
@@ -115,7 +116,8 @@ impl Layout {
 pub enum VerifyMode {
     /// Any commit that fast-forwards is accepted (history rewrites are still refused).
     None,
-    /// The tip must carry an SSH signature by a key in `allowed_signers`.
+    /// The tip must carry an SSH signature by a key in `allowed_signers` or an OpenPGP
+    /// signature by a key in `keyring`.
     Signed,
 }
 
@@ -210,6 +212,8 @@ pub struct Source {
     pub reference: String,
     pub verify: VerifyMode,
     pub allowed_signers: Option<PathBuf>,
+    /// OpenPGP public keys (as `gpg --export` writes them) trusted beside allowed_signers.
+    pub keyring: Option<PathBuf>,
     /// For `https://` masters.
     pub auth: Auth,
 }
@@ -258,28 +262,40 @@ impl Source {
         {
             return Err(format!("ref '{}' is not a valid branch or tag name", self.reference));
         }
-        match (self.verify, &self.allowed_signers) {
-            (VerifyMode::Signed, None) => Err("verify=signed needs allowed_signers".into()),
-            (_, Some(p)) if !p.is_absolute() => {
-                Err(format!("allowed_signers '{}' must be an absolute path", p.display()))
+        for (k, p) in [("allowed_signers", &self.allowed_signers), ("keyring", &self.keyring)] {
+            if let Some(p) = p.as_ref().filter(|p| !p.is_absolute()) {
+                return Err(format!("{k} '{}' must be an absolute path", p.display()));
             }
+        }
+        match (self.verify, &self.allowed_signers, &self.keyring) {
+            (VerifyMode::Signed, None, None) => Err("verify=signed needs allowed_signers or keyring".into()),
             _ => Ok(()),
         }
     }
 
     /// The trusted keys, when signatures are required.
     pub fn signers(&self) -> Result<Option<AllowedSigners>, String> {
-        match (self.verify, &self.allowed_signers) {
-            (VerifyMode::Signed, Some(p)) => {
-                let s = AllowedSigners::load(p)?;
-                if s.is_empty() {
-                    return Err(format!("{} lists no usable key", p.display()));
-                }
-                Ok(Some(s))
-            }
-            (VerifyMode::Signed, None) => Err("verify=signed needs allowed_signers".into()),
-            (VerifyMode::None, _) => Ok(None),
+        if self.verify == VerifyMode::None {
+            return Ok(None);
         }
+        let mut s = AllowedSigners::default();
+        if let Some(p) = &self.allowed_signers {
+            s = AllowedSigners::load(p)?;
+            if s.is_empty() && self.keyring.is_none() {
+                return Err(format!("{} lists no usable key", p.display()));
+            }
+        }
+        if let Some(p) = &self.keyring {
+            let k = openpgp::Keyring::load(p)?;
+            if k.is_empty() {
+                return Err(format!("keyring {} holds no key", p.display()));
+            }
+            s = s.with_keyring(k);
+        }
+        if s.is_empty() {
+            return Err("verify=signed needs allowed_signers or keyring".into());
+        }
+        Ok(Some(s))
     }
 
     /// The settings file text (`key = value` lines) that `hale repo` reads back.
@@ -293,6 +309,9 @@ impl Source {
         );
         if let Some(p) = &self.allowed_signers {
             s.push_str(&format!("allowed_signers = {}\n", p.display()));
+        }
+        if let Some(p) = &self.keyring {
+            s.push_str(&format!("keyring = {}\n", p.display()));
         }
         if let Some(p) = &self.auth.ca_file {
             s.push_str(&format!("https_ca_file = {}\n", p.display()));
@@ -314,6 +333,7 @@ impl Source {
             reference: "master".into(),
             verify: VerifyMode::Signed,
             allowed_signers: None,
+            keyring: None,
             auth: Auth::default(),
         };
         for (no, line) in text.lines().enumerate() {
@@ -331,6 +351,7 @@ impl Source {
                         .ok_or_else(|| format!("line {}: verify must be none or signed", no + 1))?
                 }
                 "allowed_signers" => src.allowed_signers = Some(v.into()),
+                "keyring" => src.keyring = Some(v.into()),
                 "https_ca_file" => src.auth.ca_file = Some(v.into()),
                 "https_user" => src.auth.user = Some(v),
                 "https_password_file" => src.auth.password_file = Some(v.into()),
@@ -366,6 +387,7 @@ mod tests {
             reference: "master".into(),
             verify: VerifyMode::Signed,
             allowed_signers: Some(abs("/etc/hale/allowed_signers").into()),
+            keyring: None,
             auth: Auth::default(),
         }
     }
@@ -409,7 +431,15 @@ mod tests {
         assert!(git.check().unwrap_err().contains("only to https://"));
         assert!(Source { url: "rel/x".into(), ..src() }.check().unwrap_err().contains("absolute"));
         assert!(Source { reference: "a..b".into(), ..src() }.check().is_err());
-        assert!(Source { allowed_signers: None, ..src() }.check().unwrap_err().contains("needs allowed_signers"));
+        assert!(Source { allowed_signers: None, ..src() }
+            .check()
+            .unwrap_err()
+            .contains("needs allowed_signers or keyring"));
+        let pgp = Source { allowed_signers: None, keyring: Some(abs("/etc/hale/git-keys.asc").into()), ..src() };
+        assert!(pgp.check().is_ok());
+        assert_eq!(Source::from_config("ops", &pgp.to_config()).unwrap(), pgp);
+        let rel = Source { keyring: Some("keys.asc".into()), ..src() };
+        assert!(rel.check().unwrap_err().contains("keyring 'keys.asc' must be an absolute path"));
         assert!(Source { name: "../x".into(), ..src() }.check().is_err());
         assert!(Source { url: "git://127.0.0.1:9/x".into(), verify: VerifyMode::None, ..src() }.check().is_ok());
     }

@@ -60,10 +60,16 @@ fn gerr(what: &str, e: git2::Error) -> String {
 
 /// The trust policy of `s`, for messages and for telling two apart.
 fn policy(s: &Source) -> String {
-    match (s.verify, &s.allowed_signers) {
-        (VerifyMode::Signed, Some(p)) => format!("verify=signed, allowed_signers={}", p.display()),
-        (v, _) => format!("verify={}", v.as_str()),
+    let mut p = format!("verify={}", s.verify.as_str());
+    if s.verify == VerifyMode::Signed {
+        if let Some(f) = &s.allowed_signers {
+            p.push_str(&format!(", allowed_signers={}", f.display()));
+        }
+        if let Some(f) = &s.keyring {
+            p.push_str(&format!(", keyring={}", f.display()));
+        }
     }
+    p
 }
 
 /// One repository's mirror on this node.
@@ -151,6 +157,7 @@ impl Mirror {
         if let Some(p) = path(&s.allowed_signers) {
             set("hale.allowedSigners", Some(&p))?;
         }
+        set("hale.keyring", path(&s.keyring).as_deref())?;
         // Where the credentials are (never what they are), so that `hale repo` can fetch a
         // mirror an agent created.
         set("hale.caFile", path(&s.auth.ca_file).as_deref())?;
@@ -169,6 +176,7 @@ impl Mirror {
             reference: get("hale.ref")?,
             verify: VerifyMode::parse(&get("hale.verify")?)?,
             allowed_signers: get("hale.allowedSigners").map(PathBuf::from),
+            keyring: get("hale.keyring").map(PathBuf::from),
             auth: Auth {
                 ca_file: get("hale.caFile").map(PathBuf::from),
                 user: get("hale.user"),

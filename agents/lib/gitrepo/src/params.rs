@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How many parameters [`SOURCE_PARAMS`] has.
-pub const SOURCE_COUNT: usize = 9;
+pub const SOURCE_COUNT: usize = 10;
 
-/// repository, ref, name, verify, allowed_signers, https_ca_file, https_user, https_password_file, state_dir.
+/// repository, ref, name, verify, allowed_signers, keyring, https_ca_file, https_user, https_password_file, state_dir.
 pub const SOURCE_PARAMS: [Param; SOURCE_COUNT] = [
     Param::new(
         "repository",
@@ -35,17 +35,26 @@ pub const SOURCE_PARAMS: [Param; SOURCE_COUNT] = [
         "verify",
         "Verification",
         "signed: the deployed commit must carry an SSH signature (git's gpg.format=ssh) by a key \
-         in allowed_signers, valid now by this node's clock, else it never runs (checked again \
-         at every start). none: any commit that fast-forwards runs.",
+         in allowed_signers or an OpenPGP signature (git commit -S with a gpg key) by a key in \
+         keyring, valid now by this node's clock (not expired, not revoked), else it never runs \
+         (checked again at every start). none: any commit that fast-forwards runs.",
     )
     .kind(Kind::Select(&["signed", "none"]))
     .default("signed"),
     Param::new(
         "allowed_signers",
-        "Allowed signers",
-        "The trusted keys, in git's allowed_signers format (principals [options] keytype key). \
-         Required with verify=signed. Absolute path; whoever may write it decides what runs as \
-         root.",
+        "Allowed SSH signers",
+        "The trusted SSH keys, in git's allowed_signers format (principals [options] keytype \
+         key). verify=signed needs this or keyring. Absolute path; whoever may write it decides \
+         what runs as root.",
+    ),
+    Param::new(
+        "keyring",
+        "Trusted OpenPGP keys",
+        "The trusted OpenPGP public keys, as gpg --export [--armor] KEYID... writes them. \
+         Checked in-process (no gpg): the signing key or subkey must be in this file, bound by \
+         valid self-signatures, not revoked and not expired now. Absolute path; whoever may \
+         write it decides what runs as root.",
     ),
     Param::new(
         "https_ca_file",
@@ -80,6 +89,7 @@ pub fn source_from(v: &Values) -> OcfResult<(Source, Layout)> {
         reference: v.text("ref").to_string(),
         verify: VerifyMode::parse(v.text("verify")).unwrap_or(VerifyMode::Signed),
         allowed_signers: v.str("allowed_signers").map(PathBuf::from),
+        keyring: v.str("keyring").map(PathBuf::from),
         auth: Auth {
             ca_file: v.str("https_ca_file").map(PathBuf::from),
             user: v.str("https_user").map(str::to_string),
@@ -97,7 +107,7 @@ pub fn source_from(v: &Values) -> OcfResult<(Source, Layout)> {
 /// The node-local checks of the shared parameters: the trusted keys, the CA file and the
 /// password file must be readable here (the files may be missing on one node only: 5).
 pub fn validate_source(source: &Source) -> OcfResult<()> {
-    source.signers().map_err(|e| Failure::args(format!("allowed_signers: {e}")))?;
+    source.signers().map_err(|e| Failure::args(format!("trusted keys: {e}")))?;
     if let Some(p) = &source.auth.ca_file {
         crate::https::load_roots(p).map_err(|e| Failure::args(format!("https_ca_file: {e}")))?;
     }

@@ -8,6 +8,7 @@
 //! passes `-Overify-time`). Lines with `cert-authority` are skipped with a warning: certificate
 //! signatures are not supported, so such a signer is never trusted by accident.
 
+use crate::openpgp::Keyring;
 use ssh_key::{PublicKey, SshSig};
 use std::path::Path;
 
@@ -24,10 +25,12 @@ struct Signer {
     valid_before: Option<i64>,
 }
 
-/// The keys allowed to sign deployed commits.
+/// The keys allowed to sign deployed commits: SSH keys from an allowed_signers file and
+/// OpenPGP keys from a keyring (see openpgp.rs).
 #[derive(Clone, Debug, Default)]
 pub struct AllowedSigners {
     signers: Vec<Signer>,
+    keyring: Keyring,
 }
 
 /// Split a line into words, keeping double-quoted parts (`namespaces="a,b c"`) in one word.
@@ -162,24 +165,33 @@ impl AllowedSigners {
             }
             signers.push(signer);
         }
-        Ok(AllowedSigners { signers })
+        Ok(AllowedSigners { signers, keyring: Keyring::default() })
+    }
+
+    /// These keys and the OpenPGP keys of `keyring`.
+    pub fn with_keyring(self, keyring: Keyring) -> AllowedSigners {
+        AllowedSigners { keyring, ..self }
     }
 
     /// How many keys are trusted.
     pub fn len(&self) -> usize {
-        self.signers.len()
+        self.signers.len() + self.keyring.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.signers.is_empty()
+        self.len() == 0
     }
 
-    /// Check an SSH signature (`-----BEGIN SSH SIGNATURE-----`, as git stores it in the
-    /// commit's `gpgsig` header) over `data`, made at `time` (commit time, seconds since the
-    /// epoch). Returns the signer's principals and key fingerprint.
+    /// Check a commit signature over `data` with key validity judged at `time` (seconds since
+    /// the epoch): an SSH signature (`-----BEGIN SSH SIGNATURE-----`, as git stores it in the
+    /// commit's `gpgsig` header) against the SSH keys, an OpenPGP one against the keyring.
+    /// Returns the signer's principals (user ID) and key fingerprint.
     pub fn verify(&self, signature: &str, data: &[u8], time: i64) -> Result<String, String> {
-        if signature.contains("BEGIN PGP SIGNATURE") {
-            return Err("GPG signature (only SSH signatures are supported)".into());
+        if signature.trim_start().starts_with("-----BEGIN PGP SIGNATURE") {
+            if self.keyring.is_empty() {
+                return Err("OpenPGP signature, and no keyring is configured (keyring=)".into());
+            }
+            return self.keyring.verify(signature, data, time);
         }
         let sig = SshSig::from_pem(signature.trim()).map_err(|e| format!("unreadable SSH signature: {e}"))?;
         if sig.namespace() != GIT_NAMESPACE {
@@ -240,7 +252,7 @@ mod tests {
     #[test]
     fn pgp_and_junk_refused() {
         let s = AllowedSigners::parse(&format!("a {KEY}\n")).unwrap();
-        assert!(s.verify("-----BEGIN PGP SIGNATURE-----\n", b"x", 0).unwrap_err().contains("GPG"));
+        assert!(s.verify("-----BEGIN PGP SIGNATURE-----\n", b"x", 0).unwrap_err().contains("no keyring"));
         assert!(s.verify("nonsense", b"x", 0).unwrap_err().contains("unreadable"));
     }
 }

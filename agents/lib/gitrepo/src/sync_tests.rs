@@ -69,6 +69,7 @@ fn source(master: &Path, verify: VerifyMode, allowed_signers: Option<PathBuf>) -
         reference: "master".into(),
         verify,
         allowed_signers,
+        keyring: None,
         auth: crate::Auth::default(),
     }
 }
