@@ -816,3 +816,47 @@ fn openpgp_signed_commits_run_and_unknown_revoked_or_expired_keys_are_refused() 
     assert!(reason(&start).contains("is revoked"), "{}", reason(&start));
     assert!(s.processes().is_empty());
 }
+
+#[test]
+fn old_trees_are_pruned_except_the_newest_and_the_one_a_running_script_uses() {
+    let s = Setup::new();
+    let c = s.script(&[("keep_trees", "1")]);
+    assert_eq!(c.run("start").code, 0);
+    let c1 = s.running_commit();
+    let tree_of = |commit: &str| s.dir.join("state/deploy/master").join(commit);
+    // gitsync shares the mirror and deploys each new commit while the script keeps running c1.
+    let state = s.dir.join("state").to_string_lossy().to_string();
+    let sync = gitsync(&s, &[("state_dir", state.as_str()), ("keep_trees", "1")]);
+    assert_eq!(sync.run("start").code, 0);
+    let mon = || assert_eq!(sync.clone().recurring().run("monitor").code, 0);
+    let c2 = s.master.commit(&[("v", "2\n", false)], Some(&s.ops), "two");
+    mon();
+    let c3 = s.master.commit(&[("v", "3\n", false)], Some(&s.ops), "three");
+    mon();
+    assert_eq!(s.trees("state"), {
+        let mut v = vec![c1.clone(), c3.clone()];
+        v.sort();
+        v
+    });
+    assert!(!tree_of(&c2).exists(), "c2: not the newest, nothing runs from it");
+    assert_eq!(s.running_commit(), c1, "the running script's tree stays");
+    let pid = s.processes()[0];
+    let (ok, json) = hale(&["repo", "status", "--json", "--offline"], &s.dir.join("state"), &s.dir.join("conf"));
+    assert!(ok, "{json}");
+    assert!(json.contains(&format!("\"commit\": \"{c1}\"")) && json.contains("used by pid"), "{json}");
+    assert!(json.contains("\"why\": \"current, newest 1\""), "{json}");
+    let (_, text) = hale(&["repo", "status", "--offline"], &s.dir.join("state"), &s.dir.join("conf"));
+    assert!(text.contains(&format!("tree {} kept (", &c1[..12])) && text.contains("used by pid"), "{text}");
+    assert!(s.processes().contains(&pid), "status changed nothing");
+
+    // The script restarts on the newest commit; the next deployment removes c1's tree.
+    assert_eq!(c.run("stop").code, 0);
+    assert_eq!(c.run("start").code, 0);
+    assert_eq!(s.running_commit(), c3);
+    let c4 = s.master.commit(&[("v", "4\n", false)], Some(&s.ops), "four");
+    mon();
+    assert!(!tree_of(&c1).exists(), "nothing runs from c1 any more");
+    assert!(tree_of(&c3).is_dir() && tree_of(&c4).is_dir(), "c3 runs, c4 is the newest");
+    assert_eq!(depth10(&c).code, 190, "the script runs c3 while c4 is the tip");
+    assert_eq!(sync.run("stop").code, 0);
+}

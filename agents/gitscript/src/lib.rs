@@ -48,6 +48,7 @@ const PARAMS: &[Param] = &[
     SOURCE[7],
     SOURCE[8],
     SOURCE[9],
+    SOURCE[10],
     Param::new(
         "entry",
         "Entry script",

@@ -54,6 +54,7 @@ const PARAMS: &[Param] = &[
     SOURCE[7],
     SOURCE[8],
     SOURCE[9],
+    SOURCE[10],
     Param::new(
         "attribute",
         "Health attribute",

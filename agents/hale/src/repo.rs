@@ -171,6 +171,7 @@ fn init(
         },
         allowed_signers: signers,
         keyring,
+        keep_trees: hale_gitrepo::DEFAULT_KEEP_TREES,
         auth: hale_gitrepo::Auth::default(),
     };
     source.check().map_err(|e| format!("{e} (pass --allowed-signers FILE, --keyring FILE, or --verify none)"))?;
@@ -262,8 +263,13 @@ fn status(layout: &Layout, json: bool, offline: bool) -> Result<i32, String> {
             _ if deployed != verified => ("yellow", "behind: the accepted commit is not deployed".into()),
             _ => ("green", String::new()),
         };
+        let trees: Vec<serde_json::Value> = hale_gitrepo::trees(layout, &name, source.keep_trees)
+            .iter()
+            .map(|t| serde_json::json!({"commit": t.commit, "kept": t.kept(), "why": t.why(source.keep_trees)}))
+            .collect();
         rows.push(serde_json::json!({
             "name": name,
+            "trees": trees,
             "master": source.url,
             "ref": source.reference,
             "verify": source.verify.as_str(),
@@ -297,6 +303,13 @@ fn status(layout: &Layout, json: bool, offline: bool) -> Result<i32, String> {
             r["signature"].as_str().unwrap_or(""),
             r["reason"].as_str().filter(|x| !x.is_empty()).map(|x| format!("; {x}")).unwrap_or_default()
         );
+        for t in r["trees"].as_array().into_iter().flatten() {
+            let why = match t["why"].as_str().filter(|w| !w.is_empty()) {
+                Some(w) => format!("kept ({w})"),
+                None => "not kept: removed at the next deployment".into(),
+            };
+            println!("    tree {} {why}", s(&t["commit"]));
+        }
     }
     Ok(0)
 }

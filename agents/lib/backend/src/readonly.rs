@@ -123,6 +123,23 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// The processes that run from the tree `dir` (their working directory, executable, an open
+/// or mapped file, or an argument is in it), so that it is not removed under them. Linux:
+/// /proc. Windows: none are reported: a process's working directory and open files are held
+/// open there, so the rename that starts a removal fails while the tree is in use, and the
+/// tree is kept (see `hale-gitrepo`'s pruning).
+pub fn tree_users(dir: &Path) -> Vec<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        crate::linux::procfs::users_of(dir)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        Vec::new()
+    }
+}
+
 /// Make `path` name its sibling `target` (a file name), replacing what was there atomically:
 /// a reader sees the old pointer or the new. Unix: a relative symlink made under `tmp` and
 /// renamed over `path`; Windows: a file holding the name (no symlink privilege needed),

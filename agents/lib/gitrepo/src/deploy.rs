@@ -32,6 +32,8 @@ use std::time::Instant;
 
 const INCOMING: &str = ".incoming-";
 const LINK_TMP: &str = ".current-";
+/// A tree being removed is first renamed to `.prune-COMMIT-PID`.
+const PRUNING: &str = ".prune-";
 /// Bytes written between two looks at the deadline.
 const CHUNK: usize = 1 << 20;
 
@@ -215,7 +217,7 @@ fn clean_leftovers(dir: &Path) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        let pid = if let Some(rest) = name.strip_prefix(INCOMING) {
+        let pid = if let Some(rest) = name.strip_prefix(INCOMING).or_else(|| name.strip_prefix(PRUNING)) {
             rest.rsplit('-').next().unwrap_or("")
         } else if let Some(rest) = name.strip_prefix(LINK_TMP) {
             rest
@@ -224,7 +226,7 @@ fn clean_leftovers(dir: &Path) {
         };
         if !alive(pid) {
             log::info!("removing {}, left by an interrupted deployment", e.path().display());
-            let _ = if name.starts_with(INCOMING) { remove_tree(&e.path()) } else { fs::remove_file(e.path()) };
+            let _ = if name.starts_with(LINK_TMP) { fs::remove_file(e.path()) } else { remove_tree(&e.path()) };
         }
     }
 }
@@ -274,6 +276,119 @@ pub(crate) fn deploy(
     }
     readonly::seal_dir(&target, 0o555).map_err(|e| io(&target, e))?;
     Ok(target)
+}
+
+/// A deployed tree, and why it is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeployedTree {
+    pub commit: String,
+    /// `current` points at it.
+    pub current: bool,
+    /// Among the newest `keep_trees` deployed.
+    pub newest: bool,
+    /// Processes that run from it (see `hale_backend::readonly::tree_users`).
+    pub users: Vec<u32>,
+}
+
+impl DeployedTree {
+    pub fn kept(&self) -> bool {
+        self.current || self.newest || !self.users.is_empty()
+    }
+
+    /// Why it is kept, for `hale repo status` and the log: "current, newest 3, used by pid 42".
+    pub fn why(&self, keep: u32) -> String {
+        let mut why = Vec::new();
+        if self.current {
+            why.push("current".to_string());
+        }
+        if self.newest {
+            why.push(format!("newest {keep}"));
+        }
+        if !self.users.is_empty() {
+            let pids: Vec<String> = self.users.iter().map(u32::to_string).collect();
+            why.push(format!("used by pid {}", pids.join(", ")));
+        }
+        why.join(", ")
+    }
+}
+
+/// The deployed trees of `name`, newest first (by when they were written), each with what
+/// keeps it. Only real directories named by a full commit id count: leftovers, `current` and
+/// anything else in the directory are not trees.
+pub fn trees(layout: &Layout, name: &str, keep: u32) -> Vec<DeployedTree> {
+    let dir = layout.deploy_dir(name);
+    let current = current(layout, name);
+    let Ok(rd) = fs::read_dir(&dir) else { return Vec::new() };
+    let found: Vec<(std::time::SystemTime, String)> = rd
+        .flatten()
+        .filter_map(|e| {
+            let commit = e.file_name().to_str()?.to_string();
+            let meta = fs::symlink_metadata(e.path()).ok()?;
+            let id = commit.len() >= 40 && commit.chars().all(|c| c.is_ascii_hexdigit());
+            (id && meta.is_dir()).then(|| (meta.modified().unwrap_or(std::time::UNIX_EPOCH), commit))
+        })
+        .collect();
+    // Trees written within one tick of the file system's clock tie; the commit with the longer
+    // history is then the newer (accepted commits fast-forward).
+    let ties = {
+        let mut times: Vec<_> = found.iter().map(|f| f.0).collect();
+        times.sort();
+        times.windows(2).any(|w| w[0] == w[1])
+    };
+    let depth = |commit: &str| -> usize {
+        let walk = || -> Result<usize, git2::Error> {
+            let repo = Repository::open_bare(layout.mirror(name))?;
+            let mut w = repo.revwalk()?;
+            w.push(Oid::from_str(commit)?)?;
+            Ok(w.count())
+        };
+        if ties {
+            walk().unwrap_or(0)
+        } else {
+            0
+        }
+    };
+    let mut found: Vec<_> = found.into_iter().map(|(t, c)| (t, depth(&c), c)).collect();
+    found.sort_by(|a, b| b.cmp(a));
+    found
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, _, commit))| DeployedTree {
+            current: current.as_deref() == Some(commit.as_str()),
+            newest: i < keep as usize,
+            users: readonly::tree_users(&dir.join(&commit)),
+            commit,
+        })
+        .collect()
+}
+
+/// Remove the deployed trees of `name` that nothing keeps (see [`trees`]); returns the commits
+/// removed. A tree is renamed to `.prune-COMMIT-PID` first, so that it leaves its name at once
+/// and a removal cut short is finished by the next deployment; where a tree in use cannot be
+/// renamed (Windows holds a running process's directory and files open) it stays. Failures are
+/// logged, never returned: pruning must not fail a sync that deployed what it should.
+pub(crate) fn prune(layout: &Layout, name: &str, keep: u32) -> Vec<String> {
+    let dir = layout.deploy_dir(name);
+    let mut removed = Vec::new();
+    for t in trees(layout, name, keep).into_iter().filter(|t| !t.kept()) {
+        let from = dir.join(&t.commit);
+        let to = dir.join(format!("{PRUNING}{}-{}", t.commit, std::process::id()));
+        if let Err(e) = fs::rename(&from, &to) {
+            log::info!("{name}: kept deployed tree {}: it cannot be moved aside ({e}), so something uses it", t.commit);
+            continue;
+        }
+        match remove_tree(&to) {
+            Ok(()) => {
+                log::info!(
+                    "{name}: removed deployed tree {} (older than the newest {keep}, no process runs from it)",
+                    t.commit
+                );
+                removed.push(t.commit);
+            }
+            Err(e) => log::warn!("{name}: cannot remove {}: {e} (the next deployment tries again)", to.display()),
+        }
+    }
+    removed
 }
 
 /// Switch `current` to `commit` atomically (see `hale_backend::readonly::write_pointer`).

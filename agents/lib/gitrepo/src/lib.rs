@@ -51,6 +51,7 @@ mod openpgp;
 pub mod params;
 mod signers;
 
+pub use deploy::{trees, DeployedTree};
 pub use master::create_master;
 pub use mirror::{name_from_url, sync, Check, FetchError, Mirror, SyncReport};
 pub use signers::AllowedSigners;
@@ -216,7 +217,13 @@ pub struct Source {
     pub keyring: Option<PathBuf>,
     /// For `https://` masters.
     pub auth: Auth,
+    /// How many of the newest deployed trees to keep, beside `current` and every tree a
+    /// process runs from (see [`prune`]).
+    pub keep_trees: u32,
 }
+
+/// The default of `keep_trees`: the running commit and two to go back to.
+pub const DEFAULT_KEEP_TREES: u32 = 3;
 
 impl Source {
     /// Check what no node could accept (the configuration itself is wrong).
@@ -313,6 +320,9 @@ impl Source {
         if let Some(p) = &self.keyring {
             s.push_str(&format!("keyring = {}\n", p.display()));
         }
+        if self.keep_trees != DEFAULT_KEEP_TREES {
+            s.push_str(&format!("keep_trees = {}\n", self.keep_trees));
+        }
         if let Some(p) = &self.auth.ca_file {
             s.push_str(&format!("https_ca_file = {}\n", p.display()));
         }
@@ -334,6 +344,7 @@ impl Source {
             verify: VerifyMode::Signed,
             allowed_signers: None,
             keyring: None,
+            keep_trees: DEFAULT_KEEP_TREES,
             auth: Auth::default(),
         };
         for (no, line) in text.lines().enumerate() {
@@ -352,6 +363,13 @@ impl Source {
                 }
                 "allowed_signers" => src.allowed_signers = Some(v.into()),
                 "keyring" => src.keyring = Some(v.into()),
+                "keep_trees" => {
+                    src.keep_trees = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| format!("line {}: keep_trees must be a whole number, at least 1", no + 1))?
+                }
                 "https_ca_file" => src.auth.ca_file = Some(v.into()),
                 "https_user" => src.auth.user = Some(v),
                 "https_password_file" => src.auth.password_file = Some(v.into()),
@@ -388,6 +406,7 @@ mod tests {
             verify: VerifyMode::Signed,
             allowed_signers: Some(abs("/etc/hale/allowed_signers").into()),
             keyring: None,
+            keep_trees: DEFAULT_KEEP_TREES,
             auth: Auth::default(),
         }
     }

@@ -158,6 +158,8 @@ impl Mirror {
             set("hale.allowedSigners", Some(&p))?;
         }
         set("hale.keyring", path(&s.keyring).as_deref())?;
+        // How many trees the last sync kept, so that `hale repo status` tells what the agents do.
+        set("hale.keepTrees", Some(&s.keep_trees.to_string()))?;
         // Where the credentials are (never what they are), so that `hale repo` can fetch a
         // mirror an agent created.
         set("hale.caFile", path(&s.auth.ca_file).as_deref())?;
@@ -177,6 +179,10 @@ impl Mirror {
             verify: VerifyMode::parse(&get("hale.verify")?)?,
             allowed_signers: get("hale.allowedSigners").map(PathBuf::from),
             keyring: get("hale.keyring").map(PathBuf::from),
+            keep_trees: get("hale.keepTrees")
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n >= 1)
+                .unwrap_or(crate::DEFAULT_KEEP_TREES),
             auth: Auth {
                 ca_file: get("hale.caFile").map(PathBuf::from),
                 user: get("hale.user"),
@@ -444,6 +450,7 @@ pub fn sync(
             }
             if fresh {
                 log::info!("{}: deployed {c} to {}", source.name, layout.tree(&m.name, &c.to_string()).display());
+                deploy::prune(layout, &m.name, source.keep_trees);
             }
             Some(c)
         }

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How many parameters [`SOURCE_PARAMS`] has.
-pub const SOURCE_COUNT: usize = 10;
+pub const SOURCE_COUNT: usize = 11;
 
-/// repository, ref, name, verify, allowed_signers, keyring, https_ca_file, https_user, https_password_file, state_dir.
+/// repository, ref, name, verify, allowed_signers, keyring, https_ca_file, https_user, https_password_file, state_dir,
+/// keep_trees.
 pub const SOURCE_PARAMS: [Param; SOURCE_COUNT] = [
     Param::new(
         "repository",
@@ -78,6 +79,16 @@ pub const SOURCE_PARAMS: [Param; SOURCE_COUNT] = [
     ),
     Param::new("state_dir", "State directory", "Where mirrors and deployed trees live on this node.")
         .default(STATE_DIR),
+    Param::new(
+        "keep_trees",
+        "Deployed trees kept",
+        "After a new commit is deployed, older trees of this repository are removed except the \
+         newest keep_trees, the one current points at, and any tree a process runs from (its \
+         working directory, program, an open file or an argument is in it): a running script \
+         never loses its code.",
+    )
+    .kind(Kind::Integer)
+    .default("3"),
 ];
 
 /// Build the repository settings from the shared parameters.
@@ -90,6 +101,9 @@ pub fn source_from(v: &Values) -> OcfResult<(Source, Layout)> {
         verify: VerifyMode::parse(v.text("verify")).unwrap_or(VerifyMode::Signed),
         allowed_signers: v.str("allowed_signers").map(PathBuf::from),
         keyring: v.str("keyring").map(PathBuf::from),
+        keep_trees: u32::try_from(v.integer("keep_trees")).ok().filter(|n| *n >= 1).ok_or_else(|| {
+            Failure::configured(format!("parameter keep_trees={} must be at least 1", v.integer("keep_trees")))
+        })?,
         auth: Auth {
             ca_file: v.str("https_ca_file").map(PathBuf::from),
             user: v.str("https_user").map(str::to_string),

@@ -70,6 +70,7 @@ fn source(master: &Path, verify: VerifyMode, allowed_signers: Option<PathBuf>) -
         verify,
         allowed_signers,
         keyring: None,
+        keep_trees: crate::DEFAULT_KEEP_TREES,
         auth: crate::Auth::default(),
     }
 }
@@ -355,4 +356,59 @@ fn a_server_that_never_answers_is_a_fetch_past_its_budget() {
     let r = sync(&layout, &src, Duration::from_millis(300), None).unwrap();
     let e = r.fetch_error.expect("a silent server is a fetch error");
     assert!(e.contains("the fetch did not finish within 0.3s"), "{e}");
+}
+
+#[test]
+fn old_trees_are_pruned_but_the_newest_the_current_and_those_in_use_stay() {
+    let t = TempDir::new("prune");
+    let master_path = t.0.join("master.git");
+    let master = Repository::init_bare(&master_path).unwrap();
+    let layout = Layout::with_state_dir(&t.0.join("state"));
+    let src = Source { keep_trees: 2, ..source(&master_path, VerifyMode::None, None) };
+    let mut last = None;
+    let mut deploy_next = |n: usize| {
+        let c = commit(&master, &[("run.ps1", &format!("Write-Output {n}\n"))], last, Sign::No);
+        last = Some(c);
+        assert_eq!(sync(&layout, &src, WAIT, None).unwrap().deployed, Some(c));
+        c
+    };
+    let c1 = deploy_next(1);
+    let tree1 = layout.tree("ops", &c1.to_string());
+    // A process runs from c1's tree (its working directory is there), seen in /proc. (Windows
+    // refuses to move a directory a process works in; Wine does not hold it, so the Wine run
+    // checks the rest.)
+    let linux = cfg!(target_os = "linux");
+    let mut user = linux.then(|| std::process::Command::new("sleep").arg("120").current_dir(&tree1).spawn().unwrap());
+    let c2 = deploy_next(2);
+    let c3 = deploy_next(3);
+    let c4 = deploy_next(4);
+    let kept = |c: Oid| layout.tree("ops", &c.to_string()).is_dir();
+    assert!(kept(c4) && kept(c3), "the newest 2 stay");
+    assert!(!kept(c2), "an older tree nothing uses is removed");
+    assert_eq!(kept(c1), linux, "a tree a process runs from stays");
+    let listed = crate::trees(&layout, "ops", 2);
+    let commits: Vec<String> = listed.iter().map(|t| t.commit.clone()).collect();
+    let mut want = vec![c4.to_string(), c3.to_string()];
+    if let Some(u) = &user {
+        want.push(c1.to_string());
+        assert_eq!(listed[2].why(2), format!("used by pid {}", u.id()));
+    }
+    assert_eq!(commits, want, "newest first");
+    assert_eq!(listed[0].why(2), "current, newest 2");
+    assert_eq!(listed[1].why(2), "newest 2");
+
+    // Once that process has ended, the next deployment removes its tree, and a removal that was
+    // cut short (a dead remover's `.prune-` leftover) is finished.
+    if let Some(mut u) = user.take() {
+        u.kill().unwrap();
+        u.wait().unwrap();
+    }
+    let left = layout.deploy_dir("ops").join(format!(".prune-{c2}-4000000000"));
+    std::fs::create_dir(&left).unwrap();
+    std::fs::write(left.join("half"), "x").unwrap();
+    let c5 = deploy_next(5);
+    assert!(kept(c5) && kept(c4));
+    assert!(!kept(c3) && !kept(c1), "older than the newest 2 and unused");
+    assert!(!left.exists(), "the cut-short removal is finished");
+    assert_eq!(crate::trees(&layout, "ops", 2).len(), 2);
 }

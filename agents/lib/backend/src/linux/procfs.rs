@@ -50,6 +50,38 @@ pub fn all() -> Vec<Stat> {
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).filter_map(stat).collect()
 }
 
+/// The processes that use something at or under `dir`: their working directory, root,
+/// executable, an open file, a mapped file or a command-line argument is there. Used before a
+/// deployed tree is removed, so that no running script loses its code. Reads /proc only (no
+/// fork); a process whose entries cannot be read (it exited meanwhile) is skipped. Paths are
+/// compared as the kernel shows them, so a process in another mount namespace that sees the
+/// same path counts as a user (the safe direction).
+pub fn users_of(dir: &std::path::Path) -> Vec<u32> {
+    use std::os::unix::ffi::OsStrExt;
+    let want = dir.as_os_str().as_bytes();
+    let under = |p: &[u8]| p.starts_with(want) && (p.len() == want.len() || p[want.len()] == b'/');
+    let link = |path: String| fs::read_link(path).ok().is_some_and(|t| under(t.as_os_str().as_bytes()));
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut users = Vec::new();
+    for pid in procs.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+        let uses = ["cwd", "root", "exe"].iter().any(|l| link(format!("/proc/{pid}/{l}")))
+            || fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.split(|b| *b == 0).any(under))
+            || fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.flatten().any(|fd| fs::read_link(fd.path()).is_ok_and(|t| under(t.as_os_str().as_bytes())))
+            })
+            || fs::read(format!("/proc/{pid}/maps")).is_ok_and(|m| {
+                m.split(|b| *b == b'\n')
+                    .any(|line| line.iter().position(|b| *b == b'/').is_some_and(|i| under(&line[i..])))
+            });
+        if uses {
+            users.push(pid);
+        }
+    }
+    users
+}
+
 /// Does the environment of `pid` contain exactly `NAME=value`?
 pub fn has_env(pid: u32, name: &str, value: &str) -> bool {
     let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) else {
