@@ -42,12 +42,17 @@ pub const EXECD_ENV: [(&str, &str); 7] = [
 ];
 
 /// The installed agent `name` of provider hale. Panics with the fix if it is missing.
+/// `$HALE_TEST_OCF_ROOT` names another root to run agents from (`hale install --ocf-root DIR`
+/// of a build under test, for the tests that drive an agent directly rather than through
+/// Pacemaker, ocf-tester or pcs).
 pub fn agent_path(name: &str) -> PathBuf {
-    let p = Path::new(OCF_ROOT).join("resource.d/hale").join(name);
+    let root = std::env::var_os("HALE_TEST_OCF_ROOT").map(PathBuf::from).unwrap_or_else(|| OCF_ROOT.into());
+    let p = root.join("resource.d/hale").join(name);
     assert!(
         p.exists(),
-        "{} is not installed: build and run `hale install --ocf-root {OCF_ROOT}` first (ocf-tests/run does)",
-        p.display()
+        "{} is not installed: build and run `hale install --ocf-root {}` first (ocf-tests/run does)",
+        p.display(),
+        root.display()
     );
     p
 }

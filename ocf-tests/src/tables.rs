@@ -346,6 +346,41 @@ pub const HOSTLOCK: Table = Table {
             ..bad("missing dependencies file", "start", 5, "dependencies_file /nonexistent/deps.json does not exist")
         },
         BadCase {
+            set: &[("store", "etcd"), ("endpoints", "https://127.0.0.1:9"), ("etcd_ca_file", "ca.pem")],
+            ..bad("relative etcd_ca_file", "validate-all", 6, "etcd_ca_file='ca.pem' must be an absolute path")
+        },
+        BadCase {
+            set: &[("store", "etcd"), ("endpoints", "https://127.0.0.1:9"), ("etcd_user", "hale")],
+            ..bad(
+                "etcd_user without a password file",
+                "validate-all",
+                6,
+                "etcd_user and etcd_password_file go together",
+            )
+        },
+        BadCase {
+            set: &[("store", "etcd"), ("endpoints", "http://127.0.0.1:9"), ("etcd_ca_file", "/etc/hale/ca.pem")],
+            ..bad("TLS settings with http://", "validate-all", 6, "need https:// endpoints")
+        },
+        BadCase {
+            set: &[("store", "etcd"), ("endpoints", "https://127.0.0.1:9"), ("etcd_ca_file", "/nonexistent/ca.pem")],
+            ..bad("missing etcd_ca_file, start", "start", 5, "etcd_ca_file /nonexistent/ca.pem does not exist")
+        },
+        BadCase {
+            set: &[
+                ("store", "etcd"),
+                ("endpoints", "https://127.0.0.1:9"),
+                ("etcd_user", "hale"),
+                ("etcd_password_file", "/etc/passwd"),
+            ],
+            level: Some(10),
+            ..bad("password file open to every user", "validate-all", 2, "open to every user")
+        },
+        BadCase {
+            set: &[("store", "etcd"), ("endpoints", "https://127.0.0.1:9"), ("etcd_ca_file", "/nonexistent/ca.pem")],
+            ..bad("missing etcd_ca_file, stop", "stop", 0, "")
+        },
+        BadCase {
             set: &[("store", "etcd"), ("endpoints", "http://127.0.0.1:9")],
             ..bad("etcd unreachable, start", "start", 1, "lock state unknown: etcd unreachable")
         },

@@ -6,7 +6,10 @@
 //! start, the store refuses to grant: its token counter is exhausted), 2 usage (a --ttl out
 //! of range included), 3 held by someone else (acquire gave up after --wait; status: locked),
 //! 4 unknown: the store cannot be read (unreachable, unmounted, corrupt), never reported as
-//! free, 5 not held: the lock id holds nothing (released, or its lease expired). `run` ended
+//! free, 5 not held: the lock id holds nothing (released, or its lease expired). An etcd
+//! whose certificate does not verify, or that refuses the password or the client certificate,
+//! is unknown (4) as well; an etcd CA, certificate, key or password file that cannot be read
+//! is a configuration error (1). `run` ended
 //! by SIGTERM, SIGINT or SIGHUP passes the signal to its command, waits for it (at most
 //! [`GRACE`], then kills it), releases the lock and exits 128 + the signal number.
 
@@ -14,6 +17,7 @@ use clap::{Args, Subcommand};
 use hale_backend::signals;
 use hale_lock::config::{hale_seconds, Config};
 use hale_lock::deps::DepMap;
+use hale_lock::tls::EtcdAuth;
 use hale_lock::{Holder, Kind, Lock, LockError, Record, Request, State, Store};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,10 +51,27 @@ pub struct LockArgs {
     /// The dir store's directory [default: from the configuration, else /var/lib/hale/locks].
     #[arg(long, global = true, value_name = "DIR")]
     dir: Option<String>,
-    /// etcd endpoints, comma-separated http://host:port [default: from the configuration,
-    /// else http://127.0.0.1:2379].
+    /// etcd endpoints, comma-separated http://host:port or https://host:port [default: from
+    /// the configuration, else http://127.0.0.1:2379].
     #[arg(long, global = true, value_name = "URLS")]
     endpoints: Option<String>,
+    /// PEM file of the CAs that sign etcd's certificate (https:// endpoints) [default: from
+    /// the configuration, else the system's CAs].
+    #[arg(long, global = true, value_name = "FILE")]
+    etcd_ca_file: Option<PathBuf>,
+    /// PEM client certificate for etcd's --client-cert-auth, with --etcd-key-file.
+    #[arg(long, global = true, value_name = "FILE")]
+    etcd_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate (not readable by every user).
+    #[arg(long, global = true, value_name = "FILE")]
+    etcd_key_file: Option<PathBuf>,
+    /// etcd user, with --etcd-password-file.
+    #[arg(long, global = true, value_name = "NAME")]
+    etcd_user: Option<String>,
+    /// File holding the etcd user's password (first line; not readable by every user). The
+    /// password is never given on the command line.
+    #[arg(long, global = true, value_name = "FILE")]
+    etcd_password_file: Option<PathBuf>,
     /// Longest wait for one store request (seconds).
     #[arg(long, global = true, value_name = "S", default_value = "10", value_parser = seconds)]
     timeout: Duration,
@@ -175,10 +196,17 @@ fn exit_code(e: &LockError) -> i32 {
 
 fn execute(args: LockArgs) -> Result<i32, LockError> {
     let config = Config::load(args.config.as_deref()).map_err(LockError::Invalid)?;
+    let etcd = EtcdAuth {
+        ca_file: args.etcd_ca_file.clone(),
+        cert_file: args.etcd_cert_file.clone(),
+        key_file: args.etcd_key_file.clone(),
+        user: args.etcd_user.clone(),
+        password_file: args.etcd_password_file.clone(),
+    };
     let spec = config
-        .store_spec(args.store.as_deref(), args.dir.as_deref(), args.endpoints.as_deref())
+        .store_spec(args.store.as_deref(), args.dir.as_deref(), args.endpoints.as_deref(), &etcd)
         .map_err(LockError::Invalid)?;
-    let store = spec.open(args.timeout);
+    let store = spec.open(args.timeout)?;
     let store = store.as_ref();
     match args.command {
         LockCommand::Acquire { take, json } => {

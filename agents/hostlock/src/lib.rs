@@ -20,10 +20,17 @@
 //! A probe only reads the store. Monitor and probe never fork; with the etcd store they talk
 //! HTTP to etcd, bounded by the operation's timeout. An unreachable store fails start and
 //! monitor ("unknown" is never "free"), and never fails stop: the lease lapses by itself.
+//!
+//! etcd behind TLS and users: `https://` endpoints are verified against `etcd_ca_file` (else
+//! the system CAs), `etcd_cert_file`/`etcd_key_file` give this node a client certificate, and
+//! `etcd_user` authenticates with the password in `etcd_password_file` (see
+//! [`hale_lock::tls`]). A wrong CA, a refused password or certificate, or an etcd that wants
+//! credentials none were given for is "unknown" too, with the setting at fault named.
 
 use hale_backend::{files, paths};
-use hale_lock::config::{parse_endpoints, StoreSpec};
+use hale_lock::config::StoreSpec;
 use hale_lock::deps::DepMap;
+use hale_lock::tls::{EtcdAuth, FileProblem};
 use hale_lock::{check_host, Blocker, Holder, Kind, Lock, LockError, Request, Store, MAX_TTL};
 use hale_ocf::{Action, ActionSpec, Agent, AgentInfo, Context, Failure, OcfResult, OcfStatus, Param, Values};
 use serde::{Deserialize, Serialize};
@@ -75,10 +82,46 @@ const PARAMS: &[Param] = &[
     Param::new(
         "endpoints",
         "etcd endpoints",
-        "The etcd store's members, comma-separated http://IP:PORT URLs, tried in order. Use \
-         addresses, not names, so that a DNS outage cannot stall a monitor.",
+        "The etcd store's members, comma-separated http://IP:PORT or https://IP:PORT URLs, \
+         tried in order. Use addresses, not names, so that a DNS outage cannot stall a monitor \
+         (an https:// certificate must then name the address in its subjectAltName). The etcd_* \
+         settings below need https:// endpoints; plain http:// is for loopback and tests.",
     )
     .default("http://127.0.0.1:2379"),
+    Param::new(
+        "etcd_ca_file",
+        "etcd CA file",
+        "PEM file of the CAs that sign etcd's server certificate (https:// endpoints). \
+         Default: the system's CAs (/etc/ssl/certs/ca-certificates.crt). The certificate is \
+         always verified. Absolute path; it must exist on every node.",
+    ),
+    Param::new(
+        "etcd_cert_file",
+        "etcd client certificate",
+        "PEM client certificate (with its chain) for an etcd started with --client-cert-auth, \
+         with etcd_key_file. Absolute path. With etcd_user as well, the certificate must have \
+         no Common Name (etcd's gateway refuses one when authentication is enabled).",
+    ),
+    Param::new(
+        "etcd_key_file",
+        "etcd client key",
+        "PEM private key of etcd_cert_file: a regular file, not a symlink, not readable by \
+         every user (mode 0600 or 0640). Absolute path.",
+    ),
+    Param::new(
+        "etcd_user",
+        "etcd user",
+        "etcd user name (etcd's authentication), with etcd_password_file. The user needs \
+         readwrite on the /hale/ prefix. Tokens are requested at /v3/auth/authenticate and \
+         renewed when etcd no longer knows them.",
+    ),
+    Param::new(
+        "etcd_password_file",
+        "etcd password file",
+        "Absolute path of a file holding etcd_user's password (first line), readable by root \
+         and not by every user (mode 0600 or 0640), no symlink. Its content never appears in \
+         the CIB, argv, logs or messages.",
+    ),
     Param::new(
         "ttl",
         "Lease time",
@@ -128,13 +171,16 @@ struct Recorded {
     location: String,
     token: u64,
     hosts: Vec<String>,
+    /// etcd's TLS and authentication settings (file names and user, never a secret).
+    #[serde(default, skip_serializing_if = "EtcdAuth::is_empty")]
+    etcd: EtcdAuth,
 }
 
 impl Recorded {
     fn spec(&self) -> Option<StoreSpec> {
         match self.store.as_str() {
             "dir" => StoreSpec::from_parts("dir", Some(&self.location), None).ok(),
-            _ => StoreSpec::from_parts("etcd", None, Some(&self.location)).ok(),
+            _ => StoreSpec::etcd(&self.location, self.etcd.clone()).ok(),
         }
     }
 }
@@ -162,10 +208,13 @@ fn lock_id(node: &str, ctx: &Context) -> String {
     paths::shorten(&safe, 128)
 }
 
-/// A store whose requests fit in what is left of the action, keeping its margin.
-fn open(spec: &StoreSpec, ctx: &Context) -> Box<dyn Store> {
+/// A store whose requests fit in what is left of the action, keeping its margin. An etcd
+/// CA, certificate, key or password file that cannot be used (changed since validation) is a
+/// failure: the lock state is unknown.
+fn open(spec: &StoreSpec, ctx: &Context) -> Result<Box<dyn Store>, LockError> {
     let left = ctx.deadline.remaining_with_margin(ctx.deadline.margin());
     spec.open((left / 3).clamp(Duration::from_millis(200), Duration::from_secs(5)))
+        .map_err(|e| LockError::Unknown(e.to_string()))
 }
 
 fn unknown(e: &LockError) -> Failure {
@@ -188,12 +237,18 @@ fn busy_reason(b: &Blocker) -> String {
 }
 
 fn record(c: &Config, lock: &Lock) {
-    let (store, location) = match &c.store {
-        StoreSpec::Dir(p) => ("dir", p.display().to_string()),
-        StoreSpec::Etcd(e) => ("etcd", e.join(",")),
+    let (store, location, etcd) = match &c.store {
+        StoreSpec::Dir(p) => ("dir", p.display().to_string(), EtcdAuth::default()),
+        StoreSpec::Etcd(e, auth) => ("etcd", e.join(","), auth.clone()),
     };
-    let r =
-        Recorded { id: lock.id.clone(), store: store.into(), location, token: lock.token, hosts: lock.hosts.clone() };
+    let r = Recorded {
+        id: lock.id.clone(),
+        store: store.into(),
+        location,
+        token: lock.token,
+        hosts: lock.hosts.clone(),
+        etcd,
+    };
     let write = paths::ensure_run_dir()
         .and_then(|_| files::write_atomic(&c.state_file, &serde_json::to_vec(&r).unwrap_or_default(), 0o644));
     if let Err(e) = write {
@@ -218,7 +273,9 @@ impl Agent for HostLock {
                    all or nothing, waiting within the start timeout while others hold them. \
                    The recurring monitor renews the lease and fails if it was lost; a probe \
                    only reads. stop releases the lock into the history. Locks live in a \
-                   directory or in etcd; see `hale lock` for the same locks from scripts.",
+                   directory or in etcd (over https:// with a CA, a client certificate and \
+                   an etcd user: the etcd_* parameters); see `hale lock` for the same locks \
+                   from scripts.",
         version: env!("CARGO_PKG_VERSION"),
     };
     const PARAMS: &'static [Param] = PARAMS;
@@ -231,10 +288,17 @@ impl Agent for HostLock {
         check_host(&host).map_err(|e| Failure::configured(format!("parameter host: {e}")))?;
         let kind = Kind::parse(v.text("kind")).unwrap_or(Kind::Exclusive);
         let store = match v.text("store") {
-            "etcd" => StoreSpec::Etcd(
-                parse_endpoints(v.str("endpoints").unwrap_or_default())
-                    .map_err(|e| Failure::configured(format!("parameter endpoints: {e}")))?,
-            ),
+            "etcd" => {
+                let auth = EtcdAuth {
+                    ca_file: v.str("etcd_ca_file").map(PathBuf::from),
+                    cert_file: v.str("etcd_cert_file").map(PathBuf::from),
+                    key_file: v.str("etcd_key_file").map(PathBuf::from),
+                    user: v.str("etcd_user").map(str::to_string),
+                    password_file: v.str("etcd_password_file").map(PathBuf::from),
+                };
+                StoreSpec::etcd(v.str("endpoints").unwrap_or_default(), auth)
+                    .map_err(|e| Failure::configured(format!("parameter {e}")))?
+            }
             _ => StoreSpec::from_parts("dir", v.str("path"), None)
                 .map_err(|e| Failure::configured(format!("parameter {e}")))?,
         };
@@ -271,13 +335,19 @@ impl Agent for HostLock {
     }
 
     fn validate_host(&self, c: &Config, _ctx: &Context) -> OcfResult<()> {
-        if let StoreSpec::Dir(p) = &c.store {
-            if !p.is_dir() {
+        match &c.store {
+            StoreSpec::Dir(p) if !p.is_dir() => {
                 return Err(Failure::not_installed(format!(
                     "lock directory {} does not exist on this node (not mounted?)",
                     p.display()
                 )));
             }
+            StoreSpec::Etcd(_, auth) => match auth.check_files() {
+                Err(FileProblem::Missing(m)) => return Err(Failure::not_installed(m)),
+                Err(FileProblem::Unusable(m)) => return Err(Failure::args(m)),
+                Ok(()) => {}
+            },
+            _ => {}
         }
         if let Some(f) = &c.dependencies_file {
             if !f.exists() {
@@ -293,7 +363,7 @@ impl Agent for HostLock {
             Some(f) => DepMap::load(f).map_err(|e| Failure::args(e.to_string()))?.closure(&c.host).hosts,
             None => vec![],
         };
-        let store = open(&c.store, ctx);
+        let store = open(&c.store, ctx).map_err(|e| unknown(&e))?;
         let req = Request::new(&c.id, &c.host, &hosts, c.kind, c.holder.clone(), c.ttl);
         // Keep time to report, and for one store request after the wait.
         let wait = ctx.deadline.remaining_with_margin(ctx.deadline.margin() * 2);
@@ -337,7 +407,7 @@ impl Agent for HostLock {
     }
 
     fn monitor(&self, c: &Config, ctx: &Context) -> OcfResult {
-        let store = open(&c.store, ctx);
+        let store = open(&c.store, ctx).map_err(|e| unknown(&e))?;
         if ctx.probe {
             // Read only: no renewal, no clean-up.
             return match hale_lock::held(store.as_ref(), &c.id) {
@@ -365,8 +435,7 @@ impl Agent for HostLock {
 
 fn release(spec: &StoreSpec, id: &str, state_file: &Path, ctx: &Context) {
     if !id.is_empty() {
-        let store = open(spec, ctx);
-        match hale_lock::release(store.as_ref(), id) {
+        match open(spec, ctx).and_then(|store| hale_lock::release(store.as_ref(), id)) {
             Ok(Some(l)) => log::info!("released {} ({}), token {}", l.id, l.hosts.join(", "), l.token),
             Ok(None) => {}
             // Stop must succeed: nobody renews the lease any more, so it lapses by itself.

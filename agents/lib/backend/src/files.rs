@@ -188,6 +188,20 @@ pub fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
 /// and group: whoever could read it could use the credential, whoever could write it could
 /// point an agent that runs as root at another server's account.
 pub fn read_secret(path: &Path) -> Result<String, String> {
+    let name = path.display();
+    let bytes = read_private(path, 64 << 10)?;
+    let text = String::from_utf8(bytes).map_err(|_| format!("the secret file {name} is not UTF-8 text"))?;
+    let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if first.is_empty() {
+        return Err(format!("the secret file {name} is empty"));
+    }
+    Ok(first.to_string())
+}
+
+/// A private file whole (a password file, a TLS private key): refused, with a reason naming
+/// the file and never its content, when `path` is a symlink, not a regular file, larger than
+/// `limit` bytes, or (Unix) open to users other than its owner and group.
+pub fn read_private(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let name = path.display();
     let cannot = |e: io::Error| format!("cannot read the secret file {name}: {e}");
@@ -215,16 +229,11 @@ pub fn read_secret(path: &Path) -> Result<String, String> {
         }
     }
     let mut bytes = Vec::new();
-    f.take((64 << 10) + 1).read_to_end(&mut bytes).map_err(cannot)?;
-    if bytes.len() > 64 << 10 {
-        return Err(format!("the secret file {name} is larger than 64 KiB"));
+    f.take(limit + 1).read_to_end(&mut bytes).map_err(cannot)?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("the secret file {name} is larger than {} KiB", limit >> 10));
     }
-    let text = String::from_utf8(bytes).map_err(|_| format!("the secret file {name} is not UTF-8 text"))?;
-    let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
-    if first.is_empty() {
-        return Err(format!("the secret file {name} is empty"));
-    }
-    Ok(first.to_string())
+    Ok(bytes)
 }
 
 /// The last `limit` bytes of `path`, refusing a symlink at the path (a log file's tail, read

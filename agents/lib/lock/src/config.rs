@@ -9,6 +9,12 @@
 //! ttl = 3600                         # lease, seconds (or 30s, 10m, 2h)
 //! wait = 60                          # how long acquire waits for a held lock
 //! dependencies_file = /etc/hale/lock-deps.json
+//! # an etcd with TLS and users (see crate::tls)
+//! etcd_ca_file = /etc/hale/etcd-ca.pem
+//! etcd_cert_file = /etc/hale/etcd-client.pem
+//! etcd_key_file = /etc/hale/etcd-client.key
+//! etcd_user = hale
+//! etcd_password_file = /etc/hale/etcd.password
 //! ```
 //!
 //! One `key = value` per line, `#` starts a comment, values may be quoted. An unknown key or
@@ -18,7 +24,8 @@
 
 use crate::dir::DirStore;
 use crate::etcd::EtcdStore;
-use crate::Store;
+use crate::tls::EtcdAuth;
+use crate::{LockError, Store};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,21 +37,32 @@ pub const DEFAULT_DIR: &str = hale_backend::paths::LOCK_DIR;
 /// The etcd store's default endpoint.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:2379";
 
-/// Which store, and where.
+/// Which store, and where: a directory, or etcd's endpoints with its TLS and authentication
+/// settings (checked: see [`EtcdAuth::check`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreSpec {
     Dir(PathBuf),
-    Etcd(Vec<String>),
+    Etcd(Vec<String>, EtcdAuth),
 }
 
 impl StoreSpec {
     /// Open the store. `timeout` bounds each network request (etcd) and the wait for the store
-    /// mutex (dir).
-    pub fn open(&self, timeout: Duration) -> Box<dyn Store> {
-        match self {
+    /// mutex (dir). Fails ([`LockError::Invalid`]) when etcd's CA, certificate, key or
+    /// password file cannot be used, naming the setting, never a secret.
+    pub fn open(&self, timeout: Duration) -> Result<Box<dyn Store>, LockError> {
+        Ok(match self {
             StoreSpec::Dir(p) => Box::new(DirStore::new(p).with_timeout(timeout)),
-            StoreSpec::Etcd(e) => Box::new(EtcdStore::new(e.clone(), timeout)),
-        }
+            StoreSpec::Etcd(e, auth) => {
+                Box::new(EtcdStore::secured(e.clone(), timeout, auth).map_err(LockError::Invalid)?)
+            }
+        })
+    }
+
+    /// An etcd store on `endpoints` (comma-separated) with `auth`, checked.
+    pub fn etcd(endpoints: &str, auth: EtcdAuth) -> Result<StoreSpec, String> {
+        let eps = parse_endpoints(endpoints)?;
+        auth.check(&eps)?;
+        Ok(StoreSpec::Etcd(eps, auth))
     }
 
     /// Build from a store name and its location (a directory, or comma-separated endpoints).
@@ -57,7 +75,7 @@ impl StoreSpec {
                 }
                 Ok(StoreSpec::Dir(PathBuf::from(p)))
             }
-            "etcd" => Ok(StoreSpec::Etcd(parse_endpoints(endpoints.unwrap_or(DEFAULT_ENDPOINT))?)),
+            "etcd" => StoreSpec::etcd(endpoints.unwrap_or(DEFAULT_ENDPOINT), EtcdAuth::default()),
             other => Err(format!("store='{other}' is not one of: dir, etcd")),
         }
     }
@@ -92,6 +110,9 @@ pub struct Config {
     pub ttl: Option<Duration>,
     pub wait: Option<Duration>,
     pub dependencies_file: Option<PathBuf>,
+    /// etcd's TLS and authentication settings (`etcd_ca_file`, `etcd_cert_file`,
+    /// `etcd_key_file`, `etcd_user`, `etcd_password_file`).
+    pub etcd: EtcdAuth,
     /// Where it was read from (for messages).
     pub source: Option<PathBuf>,
 }
@@ -135,10 +156,16 @@ impl Config {
                 "ttl" => c.ttl = Some(secs(v)?),
                 "wait" => c.wait = Some(secs(v)?),
                 "dependencies_file" => c.dependencies_file = Some(PathBuf::from(v)),
+                "etcd_ca_file" => c.etcd.ca_file = Some(PathBuf::from(v)),
+                "etcd_cert_file" => c.etcd.cert_file = Some(PathBuf::from(v)),
+                "etcd_key_file" => c.etcd.key_file = Some(PathBuf::from(v)),
+                "etcd_user" => c.etcd.user = Some(v.to_string()),
+                "etcd_password_file" => c.etcd.password_file = Some(PathBuf::from(v)),
                 _ => {
                     return Err(format!(
-                        "line {}: unknown key '{k}' (known: store, path, endpoints, ttl, wait, dependencies_file)",
-                        n + 1
+                        "line {}: unknown key '{k}' (known: store, path, endpoints, ttl, wait, dependencies_file, {})",
+                        n + 1,
+                        EtcdAuth::KEYS.join(", ")
                     ))
                 }
             }
@@ -146,15 +173,35 @@ impl Config {
         Ok(c)
     }
 
-    /// The store: flags first, then the file, then `dir` at [`DEFAULT_DIR`].
+    /// The store: flags first (`etcd`: each setting given overrides the file's), then the
+    /// file, then `dir` at [`DEFAULT_DIR`].
     pub fn store_spec(
         &self,
         store: Option<&str>,
         path: Option<&str>,
         endpoints: Option<&str>,
+        etcd: &EtcdAuth,
     ) -> Result<StoreSpec, String> {
         let store = store.or(self.store.as_deref()).unwrap_or("dir");
-        StoreSpec::from_parts(store, path.or(self.path.as_deref()), endpoints.or(self.endpoints.as_deref()))
+        if store != "etcd" {
+            return StoreSpec::from_parts(
+                store,
+                path.or(self.path.as_deref()),
+                endpoints.or(self.endpoints.as_deref()),
+            );
+        }
+        let auth = EtcdAuth {
+            ca_file: etcd.ca_file.clone().or_else(|| self.etcd.ca_file.clone()),
+            cert_file: etcd.cert_file.clone().or_else(|| self.etcd.cert_file.clone()),
+            key_file: etcd.key_file.clone().or_else(|| self.etcd.key_file.clone()),
+            user: etcd.user.clone().or_else(|| self.etcd.user.clone()),
+            password_file: etcd.password_file.clone().or_else(|| self.etcd.password_file.clone()),
+        };
+        let endpoints = endpoints.or(self.endpoints.as_deref()).unwrap_or(DEFAULT_ENDPOINT);
+        StoreSpec::etcd(endpoints, auth).map_err(|e| match &self.source {
+            Some(f) if !self.etcd.is_empty() => format!("{e} (settings from the command line and {})", f.display()),
+            _ => e,
+        })
     }
 }
 
@@ -209,12 +256,47 @@ mod tests {
         assert_eq!(c.ttl, Some(Duration::from_secs(3600)));
         assert_eq!(c.wait, Some(Duration::from_secs(60)));
         assert_eq!(
-            c.store_spec(None, None, None).unwrap(),
-            StoreSpec::Etcd(vec!["http://10.0.0.5:2379".into(), "http://10.0.0.6:2379".into()])
+            c.store_spec(None, None, None, &EtcdAuth::default()).unwrap(),
+            StoreSpec::Etcd(vec!["http://10.0.0.5:2379".into(), "http://10.0.0.6:2379".into()], EtcdAuth::default())
         );
         // An absolute path on this platform (`/x` is only rooted on the current drive on Windows).
         let abs = if cfg!(windows) { r"C:\x" } else { "/x" };
-        assert_eq!(c.store_spec(Some("dir"), Some(abs), None).unwrap(), StoreSpec::Dir(abs.into()));
+        assert_eq!(
+            c.store_spec(Some("dir"), Some(abs), None, &EtcdAuth::default()).unwrap(),
+            StoreSpec::Dir(abs.into())
+        );
+    }
+
+    #[test]
+    fn etcd_tls_and_user_settings() {
+        let abs = |p: &str| if cfg!(windows) { format!("C:{p}") } else { p.to_string() };
+        let text = format!(
+            "store = etcd\nendpoints = https://10.0.0.5:2379\netcd_ca_file = {}\netcd_user = hale\n\
+             etcd_password_file = {}\n",
+            abs("/etc/hale/ca.pem"),
+            abs("/etc/hale/etcd.pw")
+        );
+        let c = Config::parse(&text).unwrap();
+        let StoreSpec::Etcd(eps, auth) = c.store_spec(None, None, None, &EtcdAuth::default()).unwrap() else {
+            panic!("not etcd")
+        };
+        assert_eq!(eps, ["https://10.0.0.5:2379"]);
+        assert_eq!(auth.user.as_deref(), Some("hale"));
+        // A flag overrides the file's setting.
+        let flags = EtcdAuth { user: Some("other".into()), ..EtcdAuth::default() };
+        let StoreSpec::Etcd(_, auth) = c.store_spec(None, None, None, &flags).unwrap() else { panic!("not etcd") };
+        assert_eq!(auth.user.as_deref(), Some("other"));
+        assert_eq!(auth.ca_file, Some(abs("/etc/hale/ca.pem").into()));
+        // TLS settings with a plain http:// endpoint are a configuration error.
+        let e = c.store_spec(None, None, Some("http://10.0.0.5:2379"), &EtcdAuth::default()).unwrap_err();
+        assert!(e.contains("need https:// endpoints"), "{e}");
+        let e = Config::parse("etcd_user = hale\n").unwrap().store_spec(
+            Some("etcd"),
+            None,
+            Some("https://h:1"),
+            &EtcdAuth::default(),
+        );
+        assert!(e.unwrap_err().contains("etcd_user and etcd_password_file go together"));
     }
 
     #[test]

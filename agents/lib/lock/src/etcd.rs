@@ -31,11 +31,13 @@
 //! resolves names on a thread when a global timeout is set); give endpoints as IP addresses
 //! so that name resolution cannot stall a monitor.
 
+use crate::tls::{ClientCertInfo, Credentials, EtcdAuth};
 use crate::{Change, Decide, End, Ending, Intent, Lock, LockError, Record, State, Store, Time, Verdict};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const LOCKS: &str = "/hale/lock/";
@@ -49,19 +51,63 @@ pub struct EtcdStore {
     endpoints: Vec<String>,
     agent: ureq::Agent,
     timeout: Duration,
+    /// Whom the TLS client trusts, for messages.
+    trust: String,
+    client: Option<ClientCertInfo>,
+    credentials: Option<Credentials>,
+    /// The auth token from `/v3/auth/authenticate`: `None` until asked, `Some(None)` when
+    /// etcd has authentication disabled.
+    token: Mutex<Option<Option<String>>>,
 }
 
-/// A failed call: the network (try the next endpoint) or etcd's own answer.
+/// A failed call: the network or TLS (try the next endpoint), etcd's own answer, or etcd
+/// refusing who we are. Each holds a one-line reason.
 enum CallError {
     Transport(String),
     Etcd(String),
+    Denied(String),
 }
 
 impl EtcdStore {
-    /// `endpoints`: `http://host:port` URLs of etcd members, tried in order. `timeout`: the
-    /// connect and each read/write of one request.
+    /// `endpoints`: `http://host:port` URLs of etcd members, tried in order, with neither TLS
+    /// settings nor a user (an `https://` endpoint is verified against the built-in Mozilla
+    /// roots). `timeout`: the connect and each read/write of one request.
     pub fn new(endpoints: Vec<String>, timeout: Duration) -> EtcdStore {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let agent = Self::agent(timeout, ureq::tls::TlsConfig::default());
+        EtcdStore {
+            endpoints,
+            agent,
+            timeout,
+            trust: "the built-in Mozilla roots".into(),
+            client: None,
+            credentials: None,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// A store on `endpoints` with the TLS and authentication settings of `auth` (see
+    /// [`crate::tls`]): its files are read now. Errors name the setting at fault, never a
+    /// secret. Only `http://` endpoints and no settings: no file is read at all.
+    pub fn secured(endpoints: Vec<String>, timeout: Duration, auth: &EtcdAuth) -> Result<EtcdStore, String> {
+        auth.check(&endpoints)?;
+        if auth.is_empty() && endpoints.iter().all(|e| e.starts_with("http://")) {
+            return Ok(EtcdStore::new(endpoints, timeout));
+        }
+        let loaded = auth.load()?;
+        Ok(EtcdStore {
+            endpoints,
+            agent: Self::agent(timeout, loaded.tls),
+            timeout,
+            trust: loaded.trust,
+            client: loaded.client,
+            credentials: loaded.credentials,
+            token: Mutex::new(None),
+        })
+    }
+
+    fn agent(timeout: Duration, tls: ureq::tls::TlsConfig) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .tls_config(tls)
             .timeout_connect(Some(timeout))
             .timeout_send_request(Some(timeout))
             .timeout_send_body(Some(timeout))
@@ -72,36 +118,137 @@ impl EtcdStore {
             .http_status_as_error(false)
             .user_agent(concat!("hale-lock/", env!("CARGO_PKG_VERSION")))
             .build()
-            .into();
-        EtcdStore { endpoints, agent, timeout }
+            .into()
     }
 
+    /// `path` on the first endpoint that answers.
     fn call(&self, path: &str, body: Value) -> Result<Value, CallError> {
         let mut last = String::new();
         for ep in &self.endpoints {
-            let url = format!("{ep}{path}");
-            match self.agent.post(&url).header("content-type", "application/json").send(body.to_string()) {
-                Ok(mut resp) => {
-                    let status = resp.status().as_u16();
-                    let text =
-                        resp.body_mut().read_to_string().map_err(|e| CallError::Transport(format!("{url}: {e}")))?;
-                    let v: Value = serde_json::from_str(&text)
-                        .map_err(|_| CallError::Transport(format!("{url}: not an etcd answer (HTTP {status})")))?;
-                    if status != 200 || v.get("error").is_some() {
-                        let msg = v.get("message").or(v.get("error")).and_then(Value::as_str).unwrap_or("error");
-                        return Err(CallError::Etcd(format!("{url}: HTTP {status}: {msg}")));
-                    }
-                    return Ok(v);
-                }
-                Err(e) => last = format!("{url}: {e}"),
+            match self.call_at(ep, path, &body) {
+                Err(CallError::Transport(m)) => last = m,
+                other => return other,
             }
         }
         Err(CallError::Transport(last))
     }
 
+    /// `path` on `ep`, with a token when a user is configured; a token etcd no longer knows
+    /// (expired, or the member restarted) is traded for a new one once.
+    fn call_at(&self, ep: &str, path: &str, body: &Value) -> Result<Value, CallError> {
+        let mut renewed = false;
+        loop {
+            let token = self.token(ep, renewed)?;
+            match self.post(ep, path, body, token.as_deref()) {
+                Err(CallError::Etcd(m)) if self.credentials.is_some() && !renewed && stale_token(&m) => {
+                    log::debug!("{ep}: etcd no longer knows our auth token; authenticating again");
+                    renewed = true;
+                }
+                Err(CallError::Etcd(m)) => return Err(self.classify(m)),
+                other => return other,
+            }
+        }
+    }
+
+    /// The token to send, authenticating at `ep` when there is none yet or `fresh` asks for a
+    /// new one.
+    fn token(&self, ep: &str, fresh: bool) -> Result<Option<String>, CallError> {
+        let Some(c) = &self.credentials else { return Ok(None) };
+        let mut slot = self.token.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(t), false) = (slot.as_ref(), fresh) {
+            return Ok(t.clone());
+        }
+        let body = json!({"name": c.user, "password": c.password});
+        let token = match self.post(ep, "/v3/auth/authenticate", &body, None) {
+            Ok(v) => match v["token"].as_str() {
+                Some(t) if !t.is_empty() => Some(t.to_string()),
+                _ => {
+                    return Err(CallError::Denied(format!(
+                        "{ep}: etcd authenticated user '{}' but gave no token",
+                        c.user
+                    )))
+                }
+            },
+            Err(CallError::Etcd(m)) if m.contains("authentication is not enabled") => None,
+            Err(CallError::Etcd(m)) if m.contains("authentication failed") => {
+                return Err(CallError::Denied(format!(
+                    "etcd refused user '{}' with the password in etcd_password_file ({ep})",
+                    c.user
+                )))
+            }
+            Err(CallError::Etcd(m)) => return Err(self.classify(m)),
+            Err(e) => return Err(e),
+        };
+        *slot = Some(token.clone());
+        Ok(token)
+    }
+
+    /// etcd's refusals of who we are, in words that say what to set.
+    fn classify(&self, m: String) -> CallError {
+        let user = self.credentials.as_ref().map(|c| c.user.as_str());
+        if m.contains("CommonName of client") {
+            let file = self.client.as_ref().map(|c| c.path.display().to_string()).unwrap_or_default();
+            CallError::Denied(format!(
+                "etcd's gateway refuses a client certificate with a Common Name while authentication is \
+                 enabled: use one without CN in etcd_cert_file {file}"
+            ))
+        } else if m.contains("user name is empty") || (user.is_none() && stale_token(&m)) {
+            CallError::Denied("etcd demands authentication: set etcd_user and etcd_password_file".into())
+        } else if stale_token(&m) {
+            CallError::Denied(format!("etcd refused a fresh auth token of user '{}' ({m})", user.unwrap_or("")))
+        } else if m.contains("permission denied") {
+            let who = user.map(|u| format!("user '{u}'")).unwrap_or_else(|| "this client".into());
+            CallError::Denied(format!("etcd denied {who} (permission denied): it needs readwrite on /hale/"))
+        } else {
+            CallError::Etcd(m)
+        }
+    }
+
+    /// One request, no retry.
+    fn post(&self, ep: &str, path: &str, body: &Value, token: Option<&str>) -> Result<Value, CallError> {
+        let url = format!("{ep}{path}");
+        let mut req = self.agent.post(&url).header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", t);
+        }
+        match req.send(body.to_string()) {
+            Ok(mut resp) => {
+                let status = resp.status().as_u16();
+                let text = resp.body_mut().read_to_string().map_err(|e| self.transport(ep, &e))?;
+                let v: Value = serde_json::from_str(&text).map_err(|_| {
+                    let first = text.lines().next().unwrap_or("").trim();
+                    if first.starts_with("CommonName of client") {
+                        CallError::Etcd(format!("{url}: HTTP {status}: {first}"))
+                    } else {
+                        CallError::Transport(format!("etcd unreachable ({url}: not an etcd answer (HTTP {status}))"))
+                    }
+                })?;
+                if status != 200 || v.get("error").is_some() {
+                    let msg = v.get("message").or(v.get("error")).and_then(Value::as_str).unwrap_or("error");
+                    return Err(CallError::Etcd(format!("{url}: HTTP {status}: {msg}")));
+                }
+                Ok(v)
+            }
+            Err(e) => Err(self.transport(ep, &e)),
+        }
+    }
+
+    /// A failed exchange with the endpoint `url`: a TLS problem named, else the network.
+    fn transport(&self, url: &str, e: &ureq::Error) -> CallError {
+        let text = e.to_string();
+        let https = url.starts_with("https://");
+        match crate::tls::tls_reason(&text, &self.trust, self.client.as_ref(), https && closed(&text)) {
+            Some(r) => CallError::Transport(format!("etcd {url}: {r}")),
+            None if url.starts_with("http://") && closed(&text) => CallError::Transport(format!(
+                "etcd unreachable ({url}: the connection closed without an answer; does it demand TLS? use https://)"
+            )),
+            None => CallError::Transport(format!("etcd unreachable ({url}: {text})")),
+        }
+    }
+
     fn call_known(&self, path: &str, body: Value) -> Result<Value, LockError> {
         self.call(path, body).map_err(|e| match e {
-            CallError::Transport(m) => LockError::Unknown(format!("etcd unreachable ({m})")),
+            CallError::Transport(m) | CallError::Denied(m) => LockError::Unknown(m),
             CallError::Etcd(m) => LockError::Unknown(format!("etcd refused the request ({m})")),
         })
     }
@@ -163,6 +310,17 @@ impl EtcdStore {
         // Best effort: a lease nobody renews lapses by itself.
         let _ = self.call("/v3/lease/revoke", json!({"ID": lease.to_string()}));
     }
+}
+
+/// etcd's answer to a token it does not know (expired, or issued before a restart).
+fn stale_token(m: &str) -> bool {
+    m.contains("invalid auth token") || m.contains("HTTP 401")
+}
+
+/// A connection that ended without an answer (a TLS server closing a plain HTTP request).
+fn closed(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    ["eof", "reset", "closed", "broken pipe", "disconnected"].iter().any(|w| t.contains(w))
 }
 
 /// Revoke the lease kept for a retry, if any.
@@ -382,11 +540,11 @@ impl Store for EtcdStore {
                     drop_spare(&mut spare);
                     return Err(LockError::Unknown(format!("etcd refused the transaction ({m})")));
                 }
-                Err(CallError::Transport(m)) => {
+                Err(CallError::Transport(m) | CallError::Denied(m)) => {
                     // The outcome is unknown; a grant that did apply lapses with its lease.
                     fresh.iter().for_each(|l| self.revoke(*l));
                     drop_spare(&mut spare);
-                    return Err(LockError::Unknown(format!("etcd unreachable during a transaction ({m})")));
+                    return Err(LockError::Unknown(format!("{m} (during a transaction)")));
                 }
             }
             if Instant::now() >= until {

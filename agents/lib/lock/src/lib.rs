@@ -26,6 +26,7 @@ pub mod deps;
 pub mod dir;
 pub mod etcd;
 pub mod time;
+pub mod tls;
 
 /// This host's name (lower case) and the user this process runs as, from the backend.
 pub use hale_backend::system::{node_name, user_name};
