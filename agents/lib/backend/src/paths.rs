@@ -31,6 +31,14 @@ pub const CONFIG_DIR: &str = "/etc/hale";
 #[cfg(windows)]
 pub const CONFIG_DIR: &str = r"C:\ProgramData\Hale";
 
+/// The system's trusted CAs in one PEM file (what `update-ca-certificates` maintains on Debian,
+/// Ubuntu and most Linux distributions). Windows keeps its CAs in a certificate store, not a
+/// file: empty, and the TLS clients fall back to the Mozilla roots compiled in.
+#[cfg(not(windows))]
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+#[cfg(windows)]
+pub const SYSTEM_CA_BUNDLE: &str = "";
+
 /// The PATH a service gets unless its environment sets one (on Linux, what systemd gives
 /// services; on Windows, the system directories and Windows PowerShell as LocalSystem sees them).
 #[cfg(not(windows))]

@@ -28,15 +28,8 @@ use crate::Auth;
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream, Transport};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::path::Path;
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
-
-/// Where Debian, Ubuntu and most Linux distributions keep the system's trusted CAs.
-const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-/// The largest CA or password file read (a bundle of every public CA is about 220 KiB).
-const FILE_LIMIT: u64 = 4 << 20;
 
 /// One fetch's connection settings.
 struct Settings {
@@ -73,7 +66,7 @@ impl Drop for Prepared {
 /// build the client. Errors are one line naming the file at fault (never its content).
 pub fn prepare(url: &str, auth: &Auth, deadline: Instant) -> Result<Prepared, String> {
     register();
-    let (roots, trust) = roots(auth.ca_file.as_deref())?;
+    let (roots, trust) = hale_tls::roots(auth.ca_file.as_deref(), "https_ca_file")?;
     let authorization = match (&auth.user, &auth.password_file) {
         (Some(user), Some(file)) => {
             let password = hale_backend::files::read_secret(file)?;
@@ -105,38 +98,6 @@ pub fn prepare(url: &str, auth: &Auth, deadline: Instant) -> Result<Prepared, St
 fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
-}
-
-/// The trust anchors, and how to name them in a message.
-fn roots(ca_file: Option<&Path>) -> Result<(ureq::tls::RootCerts, String), String> {
-    match ca_file {
-        Some(p) => Ok((load_roots(p)?, format!("https_ca_file {}", p.display()))),
-        None if Path::new(SYSTEM_BUNDLE).is_file() => {
-            Ok((load_roots(Path::new(SYSTEM_BUNDLE))?, format!("the system CAs ({SYSTEM_BUNDLE})")))
-        }
-        None => Ok((ureq::tls::RootCerts::WebPki, "the built-in Mozilla roots".into())),
-    }
-}
-
-/// The certificates of the PEM file `path` (no symlink followed), at least one.
-pub(crate) fn load_roots(path: &Path) -> Result<ureq::tls::RootCerts, String> {
-    let what = path.display();
-    let pem = hale_backend::files::read_nofollow(path).map_err(|e| format!("cannot read {what}: {e}"))?;
-    if pem.len() as u64 > FILE_LIMIT {
-        return Err(format!("{what} is larger than {} MiB", FILE_LIMIT >> 20));
-    }
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
-            Ok(_) => {}
-            Err(e) => return Err(format!("{what} is not a PEM certificate file: {e}")),
-        }
-    }
-    if certs.is_empty() {
-        return Err(format!("{what} holds no PEM certificate"));
-    }
-    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
 }
 
 fn register() {

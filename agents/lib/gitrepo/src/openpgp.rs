@@ -35,22 +35,6 @@ fn secs(t: pgp::types::Timestamp) -> i64 {
     i64::from(t.as_secs())
 }
 
-/// `2026-12-04` for messages.
-fn date(t: i64) -> String {
-    let days = t.div_euclid(86400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 /// The newest of `sigs` by creation time.
 fn newest<'a>(sigs: impl Iterator<Item = &'a Signature>) -> Option<&'a Signature> {
     sigs.max_by_key(|s| s.created().map(secs).unwrap_or(0))
@@ -89,7 +73,7 @@ fn primary(key: &SignedPublicKey) -> Result<Primary<'_>, String> {
 fn expired(created: i64, sig: &Signature, now: i64) -> Option<String> {
     let after = sig.key_expiration_time()?.as_secs();
     let end = created.saturating_add(i64::from(after));
-    (after > 0 && end <= now).then(|| date(end))
+    (after > 0 && end <= now).then(|| hale_tls::civil::day(end))
 }
 
 impl Keyring {
@@ -221,13 +205,6 @@ impl Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_for_messages() {
-        assert_eq!(date(0), "1970-01-01");
-        assert_eq!(date(951912000), "2000-03-01");
-        assert_eq!(date(1796342400), "2026-12-04");
-    }
 
     #[test]
     fn garbage_is_refused_with_a_reason() {

@@ -123,7 +123,7 @@ pub fn source_from(v: &Values) -> OcfResult<(Source, Layout)> {
 pub fn validate_source(source: &Source) -> OcfResult<()> {
     source.signers().map_err(|e| Failure::args(format!("trusted keys: {e}")))?;
     if let Some(p) = &source.auth.ca_file {
-        crate::https::load_roots(p).map_err(|e| Failure::args(format!("https_ca_file: {e}")))?;
+        hale_tls::load_certs(p).map_err(|e| Failure::args(format!("https_ca_file: {e}")))?;
     }
     if let Some(p) = &source.auth.password_file {
         hale_backend::files::read_secret(p).map_err(|e| Failure::args(format!("https_password_file: {e}")))?;

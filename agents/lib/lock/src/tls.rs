@@ -24,11 +24,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Where Debian, Ubuntu and most Linux distributions keep the system's trusted CAs.
-const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-/// The largest CA, certificate or key file read (a bundle of every public CA is about 220 KiB).
-const FILE_LIMIT: u64 = 4 << 20;
+use hale_tls::FILE_LIMIT;
 
 /// The TLS and authentication settings of the etcd store. Paths are absolute; the password is
 /// only ever named by its file.
@@ -148,24 +144,15 @@ impl EtcdAuth {
 
     /// Read the files and build the client's TLS settings and credentials.
     pub(crate) fn load(&self) -> Result<Loaded, String> {
-        let (roots, trust) = match &self.ca_file {
-            Some(p) => (load_certs(p, "etcd_ca_file")?, format!("etcd_ca_file {}", p.display())),
-            None if Path::new(SYSTEM_BUNDLE).is_file() => (
-                load_certs(Path::new(SYSTEM_BUNDLE), "the system CA bundle")?,
-                format!("the system CAs ({SYSTEM_BUNDLE})"),
-            ),
-            None => (vec![], "the built-in Mozilla roots".into()),
-        };
-        let roots =
-            if roots.is_empty() { ureq::tls::RootCerts::WebPki } else { ureq::tls::RootCerts::new_with_certs(&roots) };
+        let (roots, trust) = hale_tls::roots(self.ca_file.as_deref(), "etcd_ca_file")?;
         let mut tls = ureq::tls::TlsConfig::builder().root_certs(roots);
         let mut client = None;
         if let (Some(cert), Some(key)) = (&self.cert_file, &self.key_file) {
-            let chain = load_certs(cert, "etcd_cert_file")?;
+            let chain = hale_tls::load_certs(cert).map_err(|e| format!("etcd_cert_file: {e}"))?;
             let pem = hale_backend::files::read_private(key, FILE_LIMIT).map_err(|e| format!("etcd_key_file: {e}"))?;
             let key_der = ureq::tls::PrivateKey::from_pem(&pem)
                 .map_err(|_| format!("etcd_key_file {} holds no PEM private key", key.display()))?;
-            client = Some(ClientCertInfo { path: cert.clone(), validity: validity(chain[0].der()) });
+            client = Some(ClientCertInfo { path: cert.clone(), validity: hale_tls::validity(chain[0].der()) });
             tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, key_der)));
         }
         let credentials = match (&self.user, &self.password_file) {
@@ -198,30 +185,6 @@ pub(crate) struct Loaded {
     pub trust: String,
     pub client: Option<ClientCertInfo>,
     pub credentials: Option<Credentials>,
-}
-
-/// The certificates of the PEM file `path` (no symlink followed), at least one.
-fn load_certs(path: &Path, what: &str) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
-    let name = path.display();
-    let pem = hale_backend::files::read_nofollow(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("{what} {name} does not exist"),
-        _ => format!("{what}: cannot read {name}: {e}"),
-    })?;
-    if pem.len() as u64 > FILE_LIMIT {
-        return Err(format!("{what}: {name} is larger than {} MiB", FILE_LIMIT >> 20));
-    }
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
-            Ok(_) => {}
-            Err(e) => return Err(format!("{what}: {name} is not a PEM certificate file: {e}")),
-        }
-    }
-    if certs.is_empty() {
-        return Err(format!("{what}: {name} holds no PEM certificate"));
-    }
-    Ok(certs)
 }
 
 /// A one-line reason for a TLS failure, from rustls's error text: whom we trust and which
@@ -291,68 +254,6 @@ fn now() -> i64 {
     (crate::Time::now().micros() / 1_000_000) as i64
 }
 
-/// The validity of a DER certificate, `(not before, not after)` in Unix seconds.
-pub(crate) fn validity(der: &[u8]) -> Option<(i64, i64)> {
-    let (_, cert, _) = tlv(der)?;
-    let (_, mut tbs, _) = tlv(cert)?;
-    // [0] version (optional), serialNumber, signature, issuer, then validity.
-    let mut skip = 3;
-    if tbs.first() == Some(&0xa0) {
-        skip += 1;
-    }
-    for _ in 0..skip {
-        tbs = tlv(tbs)?.2;
-    }
-    let (_, validity, _) = tlv(tbs)?;
-    let (t1, before, rest) = tlv(validity)?;
-    let (t2, after, _) = tlv(rest)?;
-    Some((der_time(t1, before)?, der_time(t2, after)?))
-}
-
-/// One DER element: its tag, its content and what follows it.
-fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *b.first()?;
-    let first = *b.get(1)? as usize;
-    let (len, head) = if first < 0x80 {
-        (first, 2)
-    } else {
-        let n = first & 0x7f;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        (b.get(2..2 + n)?.iter().fold(0usize, |a, &x| a << 8 | x as usize), 2 + n)
-    };
-    let content = b.get(head..head.checked_add(len)?)?;
-    Some((tag, content, &b[head + len..]))
-}
-
-/// UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`) to Unix seconds.
-fn der_time(tag: u8, v: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(v).ok()?.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        0x17 => {
-            let y: i64 = s.get(..2)?.parse().ok()?;
-            (if y < 50 { 2000 + y } else { 1900 + y }, s.get(2..)?)
-        }
-        0x18 => (s.get(..4)?.parse().ok()?, s.get(4..)?),
-        _ => return None,
-    };
-    if rest.len() != 10 || !rest.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n = |i: usize| rest[i..i + 2].parse::<i64>().ok();
-    let (month, day, h, m, sec) = (n(0)?, n(2)?, n(4)?, n(6)?, n(8)?);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days * 86400 + h * 3600 + m * 60 + sec)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,13 +284,5 @@ mod tests {
         assert!(e.contains("etcd_cert_file and etcd_key_file go together"), "{e}");
         assert!(EtcdAuth { user: Some("a b".into()), ..ok }.check(&https).is_err());
         assert_eq!(EtcdAuth::default().check(&eps(&["http://127.0.0.1:2379"])), Ok(()));
-    }
-
-    #[test]
-    fn der_times() {
-        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
-        assert_eq!(der_time(0x17, b"261206215956Z"), Some(1796594396));
-        assert_eq!(der_time(0x18, b"20261206215956Z"), Some(1796594396));
-        assert_eq!(der_time(0x17, b"2612062159Z"), None);
     }
 }
