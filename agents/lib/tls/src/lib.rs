@@ -22,10 +22,14 @@ pub use ureq::tls::{Certificate, RootCerts};
 pub const FILE_LIMIT: u64 = 4 << 20;
 
 /// The certificates of the PEM file `path` (no symlink followed), at least one. Messages name
-/// the file: "cannot read /etc/hale/ca.pem: ...", "/etc/hale/ca.pem holds no PEM certificate".
+/// the file: "/etc/hale/ca.pem does not exist", "cannot read /etc/hale/ca.pem: ...",
+/// "/etc/hale/ca.pem holds no PEM certificate".
 pub fn load_certs(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
     let name = path.display();
-    let pem = hale_backend::files::read_nofollow(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let pem = hale_backend::files::read_nofollow(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{name} does not exist"),
+        _ => format!("cannot read {name}: {e}"),
+    })?;
     if pem.len() as u64 > FILE_LIMIT {
         return Err(format!("{name} is larger than {} MiB", FILE_LIMIT >> 20));
     }
@@ -140,7 +144,7 @@ mod tests {
         std::fs::write(&f, "not a certificate\n").unwrap();
         assert!(load_certs(&f).unwrap_err().contains("holds no PEM certificate"));
         let e = roots(Some(&dir.join("missing.pem")), "https_ca_file").unwrap_err();
-        assert!(e.starts_with("https_ca_file: cannot read") && e.contains("missing.pem"), "{e}");
+        assert!(e.starts_with("https_ca_file: ") && e.ends_with("missing.pem does not exist"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
