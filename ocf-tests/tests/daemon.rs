@@ -185,3 +185,17 @@ fn reload_agent_accepts_new_health_parameters() {
     assert_eq!(m.code, 1);
     assert_eq!(s.pids().len(), 1, "reload never restarts the service");
 }
+
+#[test]
+fn a_health_command_gets_none_of_the_resource_parameters() {
+    let s = Svc::new(
+        "sleep 100000",
+        &[("environment", "API_TOKEN=s3cret-value"), ("health_command", "sh -c 'env > {dir}/health.env'")],
+    );
+    assert_eq!(s.call().run("start").code, 0);
+    let seen = std::fs::read_to_string(s.dir.join("health.env")).expect("the health command ran at start");
+    assert!(!seen.contains("OCF_RESKEY_"), "the resource's parameters reached the health command:\n{seen}");
+    assert!(!seen.contains("s3cret-value"), "a secret reached the health command");
+    assert!(seen.contains("OCF_RESOURCE_INSTANCE="), "the rest of the agent's environment stays:\n{seen}");
+    assert_eq!(s.call().run("stop").code, 0);
+}

@@ -230,6 +230,10 @@ pub trait Processes {
     ) -> Result<StopReport, BackendError>;
 
     /// Run a check command (argv, no shell) with a null stdin, and wait at most `timeout`.
+    ///
+    /// The command gets the agent's environment without the resource's parameters
+    /// (`OCF_RESKEY_*`, see [`is_resource_parameter`]): a health command or a cluster tool is
+    /// another program, and some parameters are secrets.
     fn run_check(&self, argv: &[String], timeout: Duration) -> Result<CheckOutcome, BackendError>;
 
     /// Like [`Processes::run_check`], and return what the command wrote on its standard
@@ -247,4 +251,11 @@ pub trait Processes {
 
     /// Does this user exist on this node?
     fn user_exists(&self, user: &str) -> bool;
+}
+
+/// Is the environment variable `name` one of the resource's parameters (`OCF_RESKEY_*`, which
+/// Pacemaker passes to the agent)? Those are never handed on to the commands an agent runs
+/// ([`Processes::run_check`]), so a secret parameter cannot leak through a health command.
+pub fn is_resource_parameter(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(b"OCF_RESKEY_")
 }

@@ -72,6 +72,9 @@ fn run_bounded(
     let dup = |f: &fs::File| f.try_clone().map_err(|e| BackendError::Failed(e.to_string()));
     let mut child = Command::new(program);
     child.args(&argv[1..]).stdin(Stdio::null()).stdout(dup(stdout)?).stderr(dup(stderr)?).process_group(0);
+    for (name, _) in std::env::vars_os().filter(|(k, _)| crate::process::is_resource_parameter(k)) {
+        child.env_remove(name);
+    }
     // Its own group so a timeout kills its children too; and it dies with the agent, so
     // a check never outlives an agent that Pacemaker killed at its timeout.
     // SAFETY: prctl is async-signal-safe and the closure allocates nothing.

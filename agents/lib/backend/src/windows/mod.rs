@@ -690,7 +690,9 @@ impl Processes for WindowsProcesses {
             let err = out.try_clone().map_err(|e| BackendError::Failed(e.to_string()))?;
             // Its own kill-on-close job: a timeout kills its children too, and it dies with us.
             let job = create_job(None, true)?;
-            let started = create_process(&resolved, argv, None, None, &out, &err)?;
+            let env: Vec<(String, String)> =
+                std::env::vars().filter(|(k, _)| !crate::process::is_resource_parameter(k.as_ref())).collect();
+            let started = create_process(&resolved, argv, Some(&env), None, &out, &err)?;
             assign_and_resume(&job, &started)?;
             let ms = timeout.as_millis().min(u128::from(u32::MAX - 1)) as u32;
             // SAFETY: a live process handle.
