@@ -1,5 +1,6 @@
-//! The dependency map: JSON, host → the hosts that depend on it, as ResourceLocker's
-//! dependencies file:
+//! The dependency map: JSON, host → the hosts that depend on it (ResourceLocker's file has
+//! the same shape, read the other way round: there, locking X locks every host whose list
+//! names X; the README's "Switching from ResourceLocker" says how to turn it around):
 //!
 //! ```json
 //! { "dc01": ["dc02", "app01"], "dc02": ["dc01"], "san01": ["hv01", "hv02"] }
