@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # One cluster node of the test harness, run as:
-#   ip netns exec NETNS unshare --mount --uts --propagation private bash node.sh DIR NAME
+#   ip netns exec NETNS unshare --mount --uts --propagation private bash node.sh DIR NAME SBIN
 # inside fresh network, mount and UTS namespaces. It gives the node its own /etc/corosync,
 # /var/lib/pacemaker, /var/lib/corosync, /var/log/pacemaker, /run and /dev/shm (bind mounts
-# of DIR/*), then runs corosync and pacemakerd in the foreground with a clean environment (as
+# of DIR/*), adds the suite's fence agent (SBIN/fence_hale_netns) to the node's /usr/sbin,
+# where pacemaker-fenced and stonith_admin look for fence_* agents (an overlay: the host's
+# /usr/sbin is not touched), then runs corosync and pacemakerd in the foreground with a clean environment (as
 # systemd would: agents must not inherit this script's variables), and stays as the
 # namespaces' anchor until killed. Everything it starts lives in NETNS, so the harness can
 # find and kill exactly these processes.
 set -eu
-dir=$1 name=$2
+dir=$1 name=$2 sbin=$3
 echo $$ > "$dir/anchor.pid"
 hostname "$name"
 mount --make-rprivate /
@@ -20,6 +22,7 @@ mount --bind "$dir/log" /var/log/pacemaker
 mount -t tmpfs -o mode=755 tmpfs /run
 mkdir -p /run/crm /run/lock /run/resource-agents
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+mount -t overlay hale-sbin -o "lowerdir=$sbin:/usr/sbin" /usr/sbin
 ip link set lo up
 cd /
 clean=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8)

@@ -8,8 +8,17 @@
 //! sees. Names start with `hale-c<pid>-`; tear-down kills only processes inside these
 //! namespaces and deletes them, and a new cluster first removes those of dead test processes.
 //!
-//! **Test-only setting:** the CIB is seeded with `stonith-enabled=false`, because there is
-//! no fencing device here. Never run a production cluster like that.
+//! **Fencing is on** (`stonith-enabled=true`), with one device, `hale-fence`, of the suite's
+//! fence agent [`FENCE_AGENT`] (`cluster/fence_hale_netns`) covering every node. Each node
+//! sees it as `/usr/sbin/fence_hale_netns` (an overlay in the node's mount namespace), where
+//! pacemaker-fenced looks for fence agents. Fencing a node kills every process of its
+//! network namespace, takes its interfaces down and removes their addresses, and succeeds
+//! only once no process is left; `reboot` is `off`: the test decides when the node comes back
+//! ([`Cluster::start_node`]). The agent finds a node through `<dir>/fence/nodes/nodeN`, which
+//! the harness writes: the inode of the node's network namespace and the alias of its eth0,
+//! both checked before anything is killed. Each fencing is a line of `<dir>/fence/fence.log`
+//! ([`Cluster::fencings`]). The device is created once every node is online, so a node that
+//! is slow to start is not fenced as "never seen" (startup fencing) while the cluster forms.
 
 use crate::{require, wait_for};
 use std::io::{Read, Write};
@@ -24,6 +33,53 @@ use std::time::{Duration, Instant};
 pub const NET: &str = "10.79.0";
 /// The floating address the scenarios use.
 pub const VIP: &str = "10.79.0.200";
+
+/// The suite's fence agent (see the module documentation and the script's header).
+pub const FENCE_AGENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cluster/fence_hale_netns");
+
+/// The fence device every cluster has.
+pub const FENCE_DEVICE: &str = "hale-fence";
+
+/// One line of the fence agent's log: a fencing action it carried out (or failed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fencing {
+    /// The machine's uptime, in hundredths of a second, when the result was known; comparable
+    /// with [`process_start_cs`].
+    pub uptime_cs: u64,
+    pub action: String,
+    /// The node fenced, as `nodeN`.
+    pub target: String,
+    /// Every process of the node is gone (`result=ok`).
+    pub ok: bool,
+    /// The node the agent ran on.
+    pub by: String,
+    /// How many processes it killed (0: the node was already down).
+    pub killed: u32,
+}
+
+impl Fencing {
+    fn parse(line: &str) -> Option<Fencing> {
+        let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)?.strip_prefix('='));
+        Some(Fencing {
+            uptime_cs: field("uptime_cs")?.parse().ok()?,
+            action: field("action")?.to_string(),
+            target: field("target")?.to_string(),
+            ok: field("result")? == "ok",
+            by: field("by")?.to_string(),
+            killed: field("killed")?.parse().ok()?,
+        })
+    }
+}
+
+/// When process `pid` started, in hundredths of a second of the machine's uptime (the clock
+/// of [`Fencing::uptime_cs`]).
+pub fn process_start_cs(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After ')': state is field 3; starttime is field 22, so index 19 here.
+    let ticks: u64 = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten()? as u64;
+    Some(ticks * 100 / hz)
+}
 
 /// Options of a cluster.
 #[derive(Clone, Copy, Debug)]
@@ -133,6 +189,11 @@ impl Cluster {
             dir,
             launched: std::sync::Mutex::new(Vec::new()),
         };
+        let fence = c.dir.join("fence/nodes");
+        std::fs::create_dir_all(&fence).expect("fence map dir");
+        let sbin = c.dir.join("sbin");
+        std::fs::create_dir_all(&sbin).expect("sbin dir");
+        must(&["install", "-m", "755", FENCE_AGENT, &sbin.join("fence_hale_netns").to_string_lossy()]);
         must(&["ip", "netns", "add", &c.hub]);
         must(&["ip", "-n", &c.hub, "link", "add", "br0", "type", "bridge"]);
         must(&["ip", "-n", &c.hub, "link", "set", "br0", "up"]);
@@ -148,19 +209,80 @@ impl Cluster {
             must(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
             must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         }
+        for (i, ns) in c.nodes.iter().enumerate() {
+            // What the fence agent identifies node i+1 by: its network namespace's inode and
+            // the alias of its eth0 (names alone select nothing).
+            must(&["ip", "-n", ns, "link", "set", "eth0", "alias", ns]);
+            let inode = std::os::unix::fs::MetadataExt::ino(
+                &std::fs::metadata(format!("/run/netns/{ns}")).expect("netns file"),
+            );
+            std::fs::write(fence.join(format!("node{}", i + 1)), format!("net={inode}\nalias={ns}\n"))
+                .expect("fence map");
+        }
         for i in 1..=o.nodes {
             c.prepare_node(i, o);
             c.start_node(i);
         }
         c.wait_online(Duration::from_secs(120));
+        c.create_fence_device();
         c
+    }
+
+    /// The fence device: one `fence_hale_netns` covering every node, created with pcs once
+    /// the cluster is online; wait until it runs and the cluster is idle.
+    fn create_fence_device(&self) {
+        let hosts = (1..=self.nodes.len()).map(|i| format!("node{i}")).collect::<Vec<_>>().join(" ");
+        self.pcs(&[
+            "stonith",
+            "create",
+            FENCE_DEVICE,
+            "fence_hale_netns",
+            &format!("map_dir={}", self.dir.join("fence").display()),
+            &format!("pcmk_host_list={hosts}"),
+            "op",
+            "monitor",
+            "interval=60s",
+        ]);
+        assert!(
+            wait_for(Duration::from_secs(120), || self.locate(FENCE_DEVICE).len() == 1),
+            "the fence device did not start:\n{}",
+            self.mon_xml(self.any_live())
+        );
+        self.settle();
+    }
+
+    /// Every fencing the fence agent carried out (or failed), oldest first.
+    pub fn fencings(&self) -> Vec<Fencing> {
+        std::fs::read_to_string(self.dir.join("fence/fence.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(Fencing::parse)
+            .collect()
+    }
+
+    /// Wait until the fence agent has fenced node i successfully, counting only fencings after
+    /// the first `since` (a [`Cluster::fencings`] length taken before); the first such one.
+    pub fn wait_fenced(&self, i: usize, since: usize, limit: Duration) -> Option<Fencing> {
+        let target = format!("node{i}");
+        let found = std::cell::RefCell::new(None);
+        wait_for(limit, || {
+            *found.borrow_mut() = self.fencings().into_iter().skip(since).find(|f| f.ok && f.target == target);
+            found.borrow().is_some()
+        });
+        found.into_inner()
+    }
+
+    /// Pacemaker's fencing history for node i (`stonith_admin --history`, XML), seen from a
+    /// live node.
+    pub fn fence_history(&self, i: usize) -> String {
+        self.exec(self.any_live(), &["stonith_admin", "--history", &format!("node{i}"), "--output-as=xml"]).1
     }
 
     fn node_dir(&self, i: usize) -> PathBuf {
         self.dir.join(format!("node{i}"))
     }
 
-    /// A fresh node directory: empty CIB seeded with the test-only settings.
+    /// A fresh node directory: empty CIB seeded with the cluster's settings.
     fn prepare_node(&self, i: usize, o: Options) {
         let d = self.node_dir(i);
         for sub in ["etc-corosync", "var-lib-corosync"] {
@@ -178,8 +300,9 @@ impl Cluster {
                 Command::new(args[0]).args(&args[1..]).env("CIB_file", &cib).stdin(Stdio::null()).output().unwrap();
             assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         };
-        // Test-only: no fencing device exists here.
-        with_cib(&["crm_attribute", "-t", "crm_config", "-n", "stonith-enabled", "-v", "false"]);
+        // A lost node is fenced before its resources start elsewhere (the device comes once
+        // the cluster is online: Cluster::create_fence_device).
+        with_cib(&["crm_attribute", "-t", "crm_config", "-n", "stonith-enabled", "-v", "true"]);
         // Pacemaker waits 20 s for a DC by default; nodes here start together.
         with_cib(&["crm_attribute", "-t", "crm_config", "-n", "dc-deadtime", "-v", "5s"]);
         with_cib(&[
@@ -232,6 +355,7 @@ impl Cluster {
         .arg(script)
         .arg(&d)
         .arg(format!("node{i}"))
+        .arg(self.dir.join("sbin"))
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -406,6 +530,9 @@ fn is_zombie(pid: i32) -> bool {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // Nodes that see others go during the tear-down may try to fence them: without their
+        // map entries the fence agent touches nothing.
+        let _ = std::fs::remove_dir_all(self.dir.join("fence/nodes"));
         for ns in self.nodes.iter().chain([&self.client, &self.hub]) {
             kill_netns(ns);
             let _ = run(&["ip", "netns", "del", ns]);

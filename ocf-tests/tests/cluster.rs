@@ -1,8 +1,9 @@
-//! Hale agents in a real three-node Pacemaker cluster. Assertions are about cluster state
-//! (crm_mon, crm_resource --locate) and what a client sees, never about durations: waits
-//! have generous limits and only bound how long a failure takes to report.
+//! Hale agents in a real three-node Pacemaker cluster, with fencing (the suite's
+//! fence_hale_netns). Assertions are about cluster state (crm_mon, crm_resource --locate,
+//! the fencing history) and what a client sees, never about durations: waits have generous
+//! limits and only bound how long a failure takes to report.
 
-use hale_ocf_tests::cluster::{Cluster, NsClient, Options, NET, VIP};
+use hale_ocf_tests::cluster::{process_start_cs, Cluster, NsClient, Options, NET, VIP};
 use hale_ocf_tests::wait_for;
 use std::time::Duration;
 
@@ -33,6 +34,35 @@ fn client_reaches(c: &Cluster, client: &NsClient) -> bool {
     wait_for(LONG, || client.get(VIP, PORT, Duration::from_secs(1)).is_ok_and(|b| b.contains("hale web")))
 }
 
+const PIDFILE: &str = "/run/hale/daemon-web-srv.pid";
+
+/// The pid of web's service on node i (from the daemon agent's pidfile there).
+fn service_pid(c: &Cluster, i: usize) -> i32 {
+    let out = c.exec(i, &["cat", PIDFILE]).1;
+    out.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("pidfile on node{i}: {out}"))
+}
+
+/// Node `lost` was fenced, by another node, before web's service started on node `now`: the
+/// fence agent logged its success (fencings after the first `since`) no later than the
+/// service's process began, and Pacemaker's fencing history holds the success.
+fn fenced_before_started(c: &Cluster, lost: usize, since: usize, now: usize) {
+    let f = c
+        .wait_fenced(lost, since, LONG)
+        .unwrap_or_else(|| panic!("node{lost} was not fenced: {:?}\n{}", c.fencings(), c.fence_history(lost)));
+    assert_ne!(f.by, format!("node{lost}"), "{f:?}");
+    let pid = service_pid(c, now);
+    let started = process_start_cs(pid).expect("web-srv's start time");
+    assert!(
+        f.uptime_cs <= started,
+        "web-srv (pid {pid}) on node{now} started at {started} cs of uptime, before node{lost} was fenced ({f:?})"
+    );
+    let history = c.fence_history(lost);
+    assert!(
+        history.contains(&format!("target=\"node{lost}\"")) && history.contains("status=\"success\""),
+        "Pacemaker's fencing history of node{lost}:\n{history}"
+    );
+}
+
 fn failcount(c: &Cluster, rsc: &str, node: usize) -> String {
     let out = c.exec(c.any_live(), &["crm_failcount", "--query", "-r", rsc, "-N", &format!("node{node}")]).1;
     out.split("value=").nth(1).map(|v| v.trim().to_string()).unwrap_or_else(|| out.trim().to_string())
@@ -51,7 +81,8 @@ fn scenarios_on_a_three_node_cluster() {
     assert_eq!(c.locate("web-srv"), vec![a], "group members together");
 
     // 2. Graceful stop of the active node: the group moves; the client's neighbour entry
-    //    for the VIP now has the new node's MAC.
+    //    for the VIP now has the new node's MAC. Nobody is fenced.
+    let since = c.fencings().len();
     c.stop_node(a);
     let b = c.wait_moved("web", Some(a), LONG).expect("web did not move after a graceful stop");
     assert!(client_reaches(&c, &client));
@@ -65,19 +96,22 @@ fn scenarios_on_a_three_node_cluster() {
     c.wait_online(LONG);
     c.settle();
     assert_eq!(c.locate("web"), vec![b], "stickiness keeps web on node{b} when node{a} returns");
+    assert_eq!(c.fencings().len(), since, "a graceful stop fences nobody: {:?}", c.fencings());
 
-    // 3. Crash of the active node (SIGKILL of all its processes): the group moves.
+    // 3. Crash of the active node (SIGKILL of all its processes): the node is fenced, then
+    //    the group moves.
+    let since = c.fencings().len();
     c.kill_node(b);
     let d = c.wait_moved("web", Some(b), LONG).expect("web did not move after a crash");
     assert!(client_reaches(&c, &client));
+    fenced_before_started(&c, b, since, d);
     c.start_node(b);
     c.wait_online(LONG);
     c.settle();
     assert_eq!(c.locate("web"), vec![d], "the returning node does not take web back");
 
     // 4. The service dies: monitor catches it, the cluster restarts it in place, fail-count 1.
-    let pidfile = "/run/hale/daemon-web-srv.pid";
-    let pid: i32 = c.exec(d, &["cat", pidfile]).1.split_whitespace().next().and_then(|p| p.parse().ok()).expect("pid");
+    let pid = service_pid(&c, d);
     let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");
     assert!(cmdline.contains("http.server"), "pid {pid} from node{d}'s pidfile is {cmdline:?}");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
@@ -90,15 +124,16 @@ fn scenarios_on_a_three_node_cluster() {
     );
     assert!(client_reaches(&c, &client));
     assert_eq!(c.locate("web"), vec![d], "restarted in place");
-    let new_pid: i32 =
-        c.exec(d, &["cat", pidfile]).1.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let new_pid = service_pid(&c, d);
     assert_ne!(new_pid, pid, "a new process serves");
     let xml = c.mon_xml(d);
     assert!(xml.contains("web-srv") && xml.contains("has exited"), "the exit reason shows in crm_mon:\n{xml}");
     c.pcs(&["resource", "cleanup", "web-srv"]);
 
-    // 5. Partition of the active node: the majority runs the group, the minority stops it,
-    //    and at no sampled moment do two nodes serve the VIP.
+    // 5. Partition of the active node: the majority fences it (every process of the node is
+    //    killed and its addresses are gone), then runs the group; at no sampled moment do two
+    //    nodes serve the VIP.
+    let since = c.fencings().len();
     c.isolate(d, true);
     let mut most = 0;
     let moved = wait_for(LONG, || {
@@ -107,16 +142,20 @@ fn scenarios_on_a_three_node_cluster() {
         serving.len() == 1 && serving[0] != d
     });
     assert!(moved, "the majority did not take the VIP over; serving {:?}", c.serving(VIP));
+    let e = c.wait_moved("web", Some(d), LONG).expect("web did not move after the partition");
+    fenced_before_started(&c, d, since, e);
+    let fenced = c.wait_fenced(d, since, LONG).unwrap();
+    assert!(fenced.killed > 0, "the fence agent killed node{d}'s processes: {fenced:?}");
+    assert!(!c.is_up(d), "node{d} is down after fencing");
     let stopped = wait_for(LONG, || {
         most = most.max(c.serving(VIP).len());
         !c.holders(VIP).contains(&d)
     });
-    assert!(stopped, "the minority node{d} kept {VIP}");
+    assert!(stopped, "the fenced node{d} kept {VIP}");
     assert!(most <= 1, "two nodes served {VIP} at once");
-    let minority = c.mon_xml(d);
-    assert!(minority.contains("with_quorum=\"false\""), "node{d} should have lost quorum:\n{minority}");
     assert!(client_reaches(&c, &client));
     c.isolate(d, false);
+    c.start_node(d);
     c.wait_online(LONG);
     c.settle();
     assert_eq!(c.holders(VIP).len(), 1);
@@ -194,4 +233,9 @@ fn scenarios_on_a_three_node_cluster() {
     assert!(c.locate("broken").is_empty(), "broken runs nowhere");
     assert!(hale_ocf_tests::tagged_processes("daemon:broken").is_empty(), "failed starts left nothing behind");
     assert_eq!(c.holders(VIP).len(), 1, "the web group is untouched");
+    let fencings = c.fencings();
+    assert!(
+        fencings.len() == 2 && fencings.iter().all(|f| f.ok),
+        "the crash and the partition are the only fencings, both successful: {fencings:?}"
+    );
 }

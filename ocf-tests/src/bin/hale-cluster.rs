@@ -2,7 +2,7 @@
 //! around (as root).
 //!
 //! ```text
-//! hale-cluster demo            # 3 nodes, the web group, crash the active node, tear down
+//! hale-cluster demo            # 3 nodes, the web group, crash the active node (fenced), tear down
 //! hale-cluster up [N]          # start N nodes (default 3) and keep them until Ctrl-C / SIGTERM
 //! hale-cluster bench-failover [RUNS]   # client outage, Hale vs IPaddr2+anything (default 5 runs)
 //! hale-cluster bench-scale [SECONDS]   # execd+agent CPU with 50/200 resources (default 60 s)
@@ -21,7 +21,8 @@ fn show(c: &Cluster, node: usize, argv: &[&str]) {
 }
 
 /// The demo: a 3-node cluster serves a page through ocf:hale:vip + ocf:hale:daemon; the
-/// active node crashes; the group moves; the client's outage is measured.
+/// active node crashes; the cluster fences it (the suite's fence_hale_netns); the group moves;
+/// the client's outage is measured.
 fn demo() -> Result<(), String> {
     println!("starting a 3-node Pacemaker cluster (corosync token 1000 ms), each node in its own namespaces...");
     let t0 = Instant::now();
@@ -46,6 +47,7 @@ fn demo() -> Result<(), String> {
     let outage = Outage::watch(&c.client, VIP, PORT, Duration::from_millis(50));
     std::thread::sleep(Duration::from_millis(500));
     println!("\ncrashing node{active} (SIGKILL of every process on it, link down)...");
+    let fenced_before = c.fencings().len();
     let crash = Instant::now();
     c.kill_node(active);
     let new = c.wait_moved("web", Some(active), Duration::from_secs(60)).ok_or("the web group did not move")?;
@@ -54,6 +56,10 @@ fn demo() -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(300));
     let gap = outage.finish();
     show(&c, new, &["crm_mon", "-1"]);
+    show(&c, new, &["stonith_admin", "--history", &format!("node{active}")]);
+    let fenced =
+        c.wait_fenced(active, fenced_before, Duration::from_secs(60)).ok_or("the crashed node was not fenced")?;
+    println!("\nnode{active} was fenced by {} (fence_hale_netns) before web started on node{new}", fenced.by);
     if !served {
         return Err("the client never got an answer after the failover".into());
     }
@@ -215,7 +221,13 @@ fn bench_scale(seconds: u64) -> Result<(), String> {
                 return Err(format!("creating {m} {name} resources: {out}"));
             }
             c.settle();
-            let running = c.exec(1, &["crm_mon", "-1", "--output-as=xml"]).1.matches("role=\"Started\"").count();
+            let want = format!("resource_agent=\"{class}:{provider}:{agent}\"");
+            let running = c
+                .exec(1, &["crm_mon", "-1", "--output-as=xml"])
+                .1
+                .lines()
+                .filter(|l| l.contains(&want) && l.contains("role=\"Started\""))
+                .count();
             if running != m {
                 return Err(format!("{name}: {running} of {m} resources started"));
             }
