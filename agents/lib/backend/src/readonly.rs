@@ -123,20 +123,19 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
-/// The processes that run from the tree `dir` (their working directory, executable, an open
-/// or mapped file, or an argument is in it), so that it is not removed under them. Linux:
-/// /proc. Windows: none are reported: a process's working directory and open files are held
-/// open there, so the rename that starts a removal fails while the tree is in use, and the
-/// tree is kept (see `hale-gitrepo`'s pruning).
-pub fn tree_users(dir: &Path) -> Vec<u32> {
+/// For each tree of `dirs`, the processes that run from it (their working directory,
+/// executable, an open or mapped file, or an argument is in it), so that it is not removed
+/// under them. Linux: one walk of /proc. Windows: none are reported: a process's working
+/// directory and open files are held open there, so the rename that starts a removal fails
+/// while the tree is in use, and the tree is kept (see `hale-gitrepo`'s pruning).
+pub fn tree_users(dirs: &[&Path]) -> Vec<Vec<u32>> {
     #[cfg(target_os = "linux")]
     {
-        crate::linux::procfs::users_of(dir)
+        crate::linux::procfs::users_of(dirs)
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = dir;
-        Vec::new()
+        vec![Vec::new(); dirs.len()]
     }
 }
 

@@ -350,13 +350,16 @@ pub fn trees(layout: &Layout, name: &str, keep: u32) -> Vec<DeployedTree> {
     };
     let mut found: Vec<_> = found.into_iter().map(|(t, c)| (t, depth(&c), c)).collect();
     found.sort_by(|a, b| b.cmp(a));
+    let paths: Vec<PathBuf> = found.iter().map(|(_, _, c)| dir.join(c)).collect();
+    let users = readonly::tree_users(&paths.iter().map(PathBuf::as_path).collect::<Vec<_>>());
     found
         .into_iter()
+        .zip(users)
         .enumerate()
-        .map(|(i, (_, _, commit))| DeployedTree {
+        .map(|(i, ((_, _, commit), users))| DeployedTree {
             current: current.as_deref() == Some(commit.as_str()),
             newest: i < keep as usize,
-            users: readonly::tree_users(&dir.join(&commit)),
+            users,
             commit,
         })
         .collect()

@@ -50,33 +50,40 @@ pub fn all() -> Vec<Stat> {
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).filter_map(stat).collect()
 }
 
-/// The processes that use something at or under `dir`: their working directory, root,
-/// executable, an open file, a mapped file or a command-line argument is there. Used before a
-/// deployed tree is removed, so that no running script loses its code. Reads /proc only (no
-/// fork); a process whose entries cannot be read (it exited meanwhile) is skipped. Paths are
-/// compared as the kernel shows them, so a process in another mount namespace that sees the
-/// same path counts as a user (the safe direction).
-pub fn users_of(dir: &std::path::Path) -> Vec<u32> {
+/// For each of `dirs`, the processes that use something at or under it: their working
+/// directory, root, executable, an open file, a mapped file or a command-line argument is
+/// there. Used before a deployed tree is removed, so that no running script loses its code.
+/// One walk of /proc for all the directories (no fork); a process whose entries cannot be read
+/// (it exited meanwhile) is skipped. Paths are compared as the kernel shows them, so a process
+/// in another mount namespace that sees the same path counts as a user (the safe direction).
+pub fn users_of(dirs: &[&std::path::Path]) -> Vec<Vec<u32>> {
     use std::os::unix::ffi::OsStrExt;
-    let want = dir.as_os_str().as_bytes();
-    let under = |p: &[u8]| p.starts_with(want) && (p.len() == want.len() || p[want.len()] == b'/');
-    let link = |path: String| fs::read_link(path).ok().is_some_and(|t| under(t.as_os_str().as_bytes()));
+    let mut users = vec![Vec::new(); dirs.len()];
     let Ok(procs) = fs::read_dir("/proc") else {
-        return Vec::new();
+        return users;
     };
-    let mut users = Vec::new();
+    let wants: Vec<&[u8]> = dirs.iter().map(|d| d.as_os_str().as_bytes()).collect();
+    let under = |p: &[u8], want: &[u8]| p.starts_with(want) && (p.len() == want.len() || p[want.len()] == b'/');
     for pid in procs.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
-        let uses = ["cwd", "root", "exe"].iter().any(|l| link(format!("/proc/{pid}/{l}")))
-            || fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.split(|b| *b == 0).any(under))
-            || fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
-                fds.flatten().any(|fd| fs::read_link(fd.path()).is_ok_and(|t| under(t.as_os_str().as_bytes())))
-            })
-            || fs::read(format!("/proc/{pid}/maps")).is_ok_and(|m| {
-                m.split(|b| *b == b'\n')
-                    .any(|line| line.iter().position(|b| *b == b'/').is_some_and(|i| under(&line[i..])))
-            });
-        if uses {
-            users.push(pid);
+        // Every path this process holds, as bytes.
+        let mut held: Vec<Vec<u8>> = Vec::new();
+        let link = |p: String| fs::read_link(p).ok().map(|t| t.as_os_str().as_bytes().to_vec());
+        held.extend(["cwd", "root", "exe"].iter().filter_map(|l| link(format!("/proc/{pid}/{l}"))));
+        if let Ok(c) = fs::read(format!("/proc/{pid}/cmdline")) {
+            held.extend(c.split(|b| *b == 0).map(<[u8]>::to_vec));
+        }
+        if let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) {
+            held.extend(fds.flatten().filter_map(|fd| link(fd.path().to_string_lossy().into_owned())));
+        }
+        if let Ok(m) = fs::read(format!("/proc/{pid}/maps")) {
+            held.extend(
+                m.split(|b| *b == b'\n').filter_map(|l| l.iter().position(|b| *b == b'/').map(|i| l[i..].to_vec())),
+            );
+        }
+        for (i, want) in wants.iter().enumerate() {
+            if held.iter().any(|p| under(p, want)) {
+                users[i].push(pid);
+            }
         }
     }
     users
